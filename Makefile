@@ -1,0 +1,54 @@
+# Tandem — the two commands are `make run` and `make test`; the rest are steps.
+SHELL := /bin/bash
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+FUZZ_BUILD  ?= build-fuzz
+JOBS        ?= $(shell nproc)
+CMAKE_FLAGS ?=
+PROMPT      ?= Explain in two sentences why the sky is blue.
+FUZZ_SECONDS ?= 60
+MODEL_DIR   ?= $(HOME)/.cache/tandem/models
+MODEL       ?= $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+export TANDEM_MODEL_DIR := $(MODEL_DIR)
+
+.PHONY: all deps build model run test test-asan bench fuzz clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+model:
+	@bash scripts/fetch-model.sh >/dev/null
+
+run: build model
+	@$(BUILD)/tandem generate -m "$(MODEL)" --chat -n 128 -p "$(PROMPT)"
+
+# Every test: the Release build, then the same suite under ASan + UBSan.
+# TANDEM_REQUIRE_MODEL turns "model missing" from a skip into a failure.
+test: build model
+	@cd $(BUILD) && TANDEM_REQUIRE_MODEL=1 ctest -LE gpu --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-asan
+
+test-asan: deps model
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_SANITIZE=ON -DTANDEM_CUDA=OFF -DTANDEM_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && TANDEM_REQUIRE_MODEL=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest -LE gpu --output-on-failure -j $(JOBS)
+
+bench: build model
+	@bash bench/run.sh "$(BUILD)" "$(MODEL)"
+
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DTANDEM_FUZZ=ON -DTANDEM_CUDA=OFF -DTANDEM_BUILD_BENCH=OFF -DTANDEM_BUILD_TESTS=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_gguf
+	@mkdir -p $(FUZZ_BUILD)/corpus/gguf && cp -n tests/fuzz/corpus/gguf/* $(FUZZ_BUILD)/corpus/gguf/ 2>/dev/null || true
+	@$(FUZZ_BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/corpus/gguf
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,193 @@
+#include "cpu_worker/llama_engine.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "cpu_worker/ops.h"
+#include "cpu_worker/simd_dot.h"
+
+namespace tandem::cpu {
+
+using core::Error;
+
+LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec spec, EngineOptions opt)
+    : file_(std::move(file)),
+      cfg_(core::config_from_gguf(*file_)),
+      spec_(spec),
+      w_(bind_weights(*file_, cfg_, spec_)),
+      pool_(opt.threads),
+      kv_(cfg_, spec_.layer_end - spec_.layer_begin, opt.kv),
+      attn_scratch_(std::make_unique<tbb::enumerable_thread_specific<AttnScratch>>()) {}
+
+void LlamaEngine::embed(std::span<const int32_t> tokens, float* hidden) {
+  if (!spec_.embedding) throw Error("this shard does not own the token embedding");
+  const auto& tr = quant::traits(w_.tok_embd.type);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t t = tokens[i];
+    if (t < 0 || t >= cfg_.n_vocab)
+      throw Error("token id " + std::to_string(t) + " is outside the vocabulary (0.." + std::to_string(cfg_.n_vocab - 1) + ")");
+    tr.to_float(w_.tok_embd.row(t), hidden + i * cfg_.n_embd, cfg_.n_embd);
+  }
+}
+
+void LlamaEngine::quantize_for(const Matrix& w, const float* x, int64_t n) {
+  const quant::Type at = act_type_for(w.type);
+  // The same normed rows feed several matrices (Q, K, V; gate, up): quantize
+  // them once per activation format.
+  if (acts_src_ == x && acts_.type() == at && acts_.rows() == n && acts_.cols() == w.cols) return;
+  acts_.quantize(x, n, w.cols, at, pool_);
+  acts_src_ = x;
+}
+
+void LlamaEngine::run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0) {
+  if (n <= 0) return;
+  if (seq < 0 || seq >= kv_.config().n_seq) throw Error("sequence slot " + std::to_string(seq) + " out of range");
+  if (pos0 < 0 || pos0 + n > kv_.config().n_ctx)
+    throw Error("context full: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n - 1) +
+                " exceed the context size " + std::to_string(kv_.config().n_ctx));
+  const int64_t d = cfg_.n_embd;
+  xn_.resize(n * d);
+  q_.resize(static_cast<size_t>(n) * cfg_.q_dim());
+  k_.resize(static_cast<size_t>(n) * cfg_.kv_dim());
+  v_.resize(static_cast<size_t>(n) * cfg_.kv_dim());
+  attn_.resize(static_cast<size_t>(n) * cfg_.q_dim());
+  proj_.resize(n * d);
+  gate_.resize(static_cast<size_t>(n) * cfg_.n_ff);
+  up_.resize(static_cast<size_t>(n) * cfg_.n_ff);
+  const int32_t half = cfg_.rope_dims / 2;
+  cos_.resize(static_cast<size_t>(n) * half);
+  sin_.resize(static_cast<size_t>(n) * half);
+  for (int32_t i = 0; i < n; ++i) rope_angles(pos0 + i, cfg_, w_.rope_freqs, &cos_[i * half], &sin_[i * half]);
+
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const LayerWeights& L = w_.layers[l];
+    // --- attention sub-block ---
+    for (int32_t i = 0; i < n; ++i) rms_norm(hidden + i * d, L.attn_norm, &xn_[i * d], d, cfg_.rms_eps);
+    acts_src_ = nullptr;
+    quantize_for(L.wq, xn_.data(), n);
+    matmul(L.wq, acts_, q_.data(), pool_);
+    quantize_for(L.wk, xn_.data(), n);
+    matmul(L.wk, acts_, k_.data(), pool_);
+    quantize_for(L.wv, xn_.data(), n);
+    matmul(L.wv, acts_, v_.data(), pool_);
+    if (L.bq) {
+      for (int32_t i = 0; i < n; ++i) {
+        for (int32_t j = 0; j < cfg_.q_dim(); ++j) q_[i * cfg_.q_dim() + j] += L.bq[j];
+        for (int32_t j = 0; j < cfg_.kv_dim(); ++j) k_[i * cfg_.kv_dim() + j] += L.bk[j];
+        for (int32_t j = 0; j < cfg_.kv_dim(); ++j) v_[i * cfg_.kv_dim() + j] += L.bv[j];
+      }
+    }
+    attention(static_cast<int32_t>(l), n, seq, pos0);
+    acts_src_ = nullptr;
+    quantize_for(L.wo, attn_.data(), n);
+    matmul(L.wo, acts_, proj_.data(), pool_);
+    for (int64_t i = 0; i < n * d; ++i) hidden[i] += proj_[i];
+
+    // --- feed-forward sub-block (SwiGLU) ---
+    for (int32_t i = 0; i < n; ++i) rms_norm(hidden + i * d, L.ffn_norm, &xn_[i * d], d, cfg_.rms_eps);
+    acts_src_ = nullptr;
+    quantize_for(L.w_gate, xn_.data(), n);
+    matmul(L.w_gate, acts_, gate_.data(), pool_);
+    quantize_for(L.w_up, xn_.data(), n);
+    matmul(L.w_up, acts_, up_.data(), pool_);
+    swiglu(gate_.data(), up_.data(), static_cast<int64_t>(n) * cfg_.n_ff);
+    acts_src_ = nullptr;
+    quantize_for(L.w_down, gate_.data(), n);
+    matmul(L.w_down, acts_, proj_.data(), pool_);
+    for (int64_t i = 0; i < n * d; ++i) hidden[i] += proj_[i];
+  }
+}
+
+void LlamaEngine::attention(int32_t l, int32_t n, int32_t seq, int32_t pos0) {
+  const int32_t hd = cfg_.head_dim;
+  const int32_t q_dim = cfg_.q_dim(), kv_dim = cfg_.kv_dim();
+  const int32_t group = cfg_.n_head / cfg_.n_head_kv;
+  const int32_t half = cfg_.rope_dims / 2;
+  const auto& kcfg = kv_.config();
+  const auto& ktr = quant::traits(kcfg.k_type);
+  const auto& vtr = quant::traits(kcfg.v_type);
+
+  // RoPE, then append this batch's K and V rows to the cache.
+  for (int32_t i = 0; i < n; ++i) {
+    for (int32_t h = 0; h < cfg_.n_head; ++h)
+      rope_apply(&q_[i * q_dim + h * hd], &cos_[i * half], &sin_[i * half], cfg_.rope_dims, cfg_.rope_style);
+    for (int32_t h = 0; h < cfg_.n_head_kv; ++h)
+      rope_apply(&k_[i * kv_dim + h * hd], &cos_[i * half], &sin_[i * half], cfg_.rope_dims, cfg_.rope_style);
+    ktr.from_float(&k_[i * kv_dim], kv_.k_row(l, seq, pos0 + i), kv_dim);
+    vtr.from_float(&v_[i * kv_dim], kv_.v_row(l, seq, pos0 + i), kv_dim);
+  }
+
+  const quant::Type q_type = ktr.quantized ? ktr.vec_dot_type : quant::Type::F32;
+  const VecDotFn kdot = best_vec_dot(kcfg.k_type);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t khb = kv_.k_head_bytes(), vhb = kv_.v_head_bytes();
+  auto& scratch = *attn_scratch_;
+
+  pool_.parallel_for(static_cast<int64_t>(n) * cfg_.n_head, 1, [&](int64_t b, int64_t e) {
+    AttnScratch& s = scratch.local();
+    if (s.scores.size() < static_cast<size_t>(kcfg.n_ctx)) s.scores.resize(kcfg.n_ctx);
+    s.q_act.resize(quant::row_bytes(q_type, hd));
+    s.q_round.resize(hd);
+    s.v_row.resize(hd);
+    for (int64_t task = b; task < e; ++task) {
+      const int32_t i = static_cast<int32_t>(task / cfg_.n_head);
+      const int32_t h = static_cast<int32_t>(task % cfg_.n_head);
+      const int32_t kvh = h / group;
+      const int32_t p = pos0 + i;
+      const float* q = &q_[i * q_dim + h * hd];
+      // The query in the form K's dot product reads: quantized blocks for a
+      // quantized cache, or rounded through the cache's float type (ggml
+      // converts Q to f16 for an f16 cache).
+      const void* qa;
+      if (ktr.quantized) {
+        quantize_activations(q_type, q, s.q_act.data(), hd);
+        qa = s.q_act.data();
+      } else if (kcfg.k_type != quant::Type::F32) {
+        ktr.from_float(q, s.q_act.data(), hd);
+        ktr.to_float(s.q_act.data(), s.q_round.data(), hd);
+        qa = s.q_round.data();
+      } else {
+        qa = q;
+      }
+      float* sc = s.scores.data();
+      for (int32_t j = 0; j <= p; ++j) sc[j] = kdot(hd, kv_.k_row(l, seq, j) + kvh * khb, qa) * scale;
+      softmax(sc, p + 1);
+      float* out = &attn_[i * q_dim + h * hd];
+      std::memset(out, 0, sizeof(float) * hd);
+      for (int32_t j = 0; j <= p; ++j) {
+        vtr.to_float(kv_.v_row(l, seq, j) + kvh * vhb, s.v_row.data(), hd);
+        const float w = sc[j];
+        for (int32_t c = 0; c < hd; ++c) out[c] += w * s.v_row[c];
+      }
+    }
+  });
+}
+
+void LlamaEngine::head(const float* hidden, int32_t n, float* logits) {
+  if (!spec_.head) throw Error("this shard does not own the output head");
+  const int64_t d = cfg_.n_embd;
+  xn_.resize(n * d);
+  for (int32_t i = 0; i < n; ++i) rms_norm(hidden + i * d, w_.output_norm, &xn_[i * d], d, cfg_.rms_eps);
+  acts_src_ = nullptr;
+  quantize_for(w_.output, xn_.data(), n);
+  matmul(w_.output, acts_, logits, pool_);
+}
+
+void LlamaEngine::forward(std::span<const int32_t> tokens, int32_t seq, int32_t pos0, bool all_logits,
+                          std::vector<float>& logits) {
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  if (n == 0) throw Error("forward: empty batch");
+  std::vector<float> hidden(static_cast<size_t>(n) * cfg_.n_embd);  // [n × n_embd] residual stream
+  embed(tokens, hidden.data());
+  run_layers(hidden.data(), n, seq, pos0);
+  if (all_logits) {
+    logits.resize(static_cast<size_t>(n) * cfg_.n_vocab);
+    head(hidden.data(), n, logits.data());
+  } else {
+    logits.resize(cfg_.n_vocab);
+    head(hidden.data() + static_cast<size_t>(n - 1) * cfg_.n_embd, 1, logits.data());
+  }
+}
+
+}  // namespace tandem::cpu

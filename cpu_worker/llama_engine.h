@@ -1,0 +1,86 @@
+#pragma once
+// The Llama/Qwen2 forward pass on the CPU for one shard (a layer range plus
+// optionally the embedding and the output head). Used by the CLI directly and,
+// later, by the CPU worker process and the GPU worker's host fallback.
+#include <tbb/enumerable_thread_specific.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/gguf_file.h"
+#include "core/model_config.h"
+#include "cpu_worker/kv_cache.h"
+#include "cpu_worker/matmul.h"
+#include "cpu_worker/thread_pool.h"
+#include "cpu_worker/weights.h"
+
+namespace tandem::cpu {
+
+struct EngineOptions {
+  int threads = 1;
+  KvCacheConfig kv;
+};
+
+// Per-thread buffers of the attention loop (no allocation once warmed up).
+struct AttnScratch {
+  std::vector<float> scores;   // [n_ctx] one query's scores over the cached positions
+  std::vector<uint8_t> q_act;  // [row_bytes(vec_dot_type(k_type), head_dim)] the query in K's dot format
+  std::vector<float> q_round;  // [head_dim] the query rounded through a float K type
+  std::vector<float> v_row;    // [head_dim] one dequantized V head slice
+};
+
+class LlamaEngine {
+ public:
+  // Throws core::Error (missing tensor, bad shape, bad KV type, ...).
+  LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec spec, EngineOptions opt);
+
+  const core::ModelConfig& config() const { return cfg_; }
+  const ShardSpec& shard() const { return spec_; }
+  const KvCache& kv() const { return kv_; }
+  int threads() const { return pool_.threads(); }
+
+  // hidden: [tokens.size() × n_embd] rows of the embedding table.
+  void embed(std::span<const int32_t> tokens, float* hidden);
+
+  // Runs the shard's layers over hidden rows [n × n_embd] in place: token i
+  // of sequence `seq` sits at position pos0 + i and attends to positions
+  // 0..pos0+i of that sequence (earlier ones must already be in the cache).
+  void run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0);
+
+  // logits: [n × n_vocab] from hidden rows [n × n_embd] (final norm + head).
+  void head(const float* hidden, int32_t n, float* logits);
+
+  // Embedding → layers → head for a whole-model shard. logits gets
+  // [n_vocab] for the last token, or [n × n_vocab] when all_logits.
+  void forward(std::span<const int32_t> tokens, int32_t seq, int32_t pos0, bool all_logits,
+               std::vector<float>& logits);
+
+ private:
+  void attention(int32_t layer_local, int32_t n, int32_t seq, int32_t pos0);
+  void quantize_for(const Matrix& w, const float* x, int64_t n);
+
+  std::shared_ptr<const core::gguf::File> file_;
+  core::ModelConfig cfg_;
+  ShardSpec spec_;
+  ModelWeights w_;
+  ThreadPool pool_;
+  KvCache kv_;
+
+  // Scratch, grown to the largest batch seen (n = tokens in the batch):
+  std::vector<float> xn_;     // [n × n_embd] normed input of a sub-block
+  std::vector<float> q_;      // [n × q_dim]
+  std::vector<float> k_;      // [n × kv_dim]
+  std::vector<float> v_;      // [n × kv_dim]
+  std::vector<float> attn_;   // [n × q_dim] attention output (heads concatenated)
+  std::vector<float> proj_;   // [n × n_embd] output of wo / w_down
+  std::vector<float> gate_;   // [n × n_ff]
+  std::vector<float> up_;     // [n × n_ff]
+  std::vector<float> cos_, sin_;  // [n × rope_dims/2] rotation per token
+  QuantizedActs acts_;
+  const float* acts_src_ = nullptr;  // rows acts_ was made from (reused while unchanged)
+  std::unique_ptr<tbb::enumerable_thread_specific<AttnScratch>> attn_scratch_;
+};
+
+}  // namespace tandem::cpu

@@ -1,0 +1,47 @@
+#include "cpu_worker/matmul.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "cpu_worker/simd_dot.h"
+
+namespace tandem::cpu {
+
+quant::Type act_type_for(quant::Type weight_type) { return quant::traits(weight_type).vec_dot_type; }
+
+void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant::Type act_type, ThreadPool& pool) {
+  type_ = act_type;
+  n_rows_ = n_rows;
+  cols_ = cols;
+  row_bytes_ = quant::row_bytes(act_type, cols);
+  if (act_type == quant::Type::F32) {
+    data_ = reinterpret_cast<const uint8_t*>(x);
+    return;
+  }
+  const size_t need = static_cast<size_t>(n_rows) * row_bytes_;
+  if (buf_.size() < need) buf_.resize(need);
+  uint8_t* dst = buf_.data();
+  pool.parallel_for(n_rows, 4, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) quantize_activations(act_type, x + r * cols, dst + r * row_bytes_, cols);
+  });
+  data_ = dst;
+}
+
+void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
+  const VecDotFn dot = best_vec_dot(w.type);
+  const int64_t n_tok = x.rows();
+  const int64_t n_out = w.rows;
+  // Chunks of output rows: each chunk's weight rows stay in cache while every
+  // token of the batch is multiplied with them (weights are read once per
+  // chunk, not once per token).
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, n_out / (8 * pool.threads())));
+  pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const uint8_t* a = x.row(t);
+      float* o = out + t * n_out;
+      for (int64_t r = r0; r < r1; ++r) o[r] = dot(w.cols, w.row(r), a);
+    }
+  });
+}
+
+}  // namespace tandem::cpu

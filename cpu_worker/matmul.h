@@ -1,0 +1,37 @@
+#pragma once
+// y = W·x for a batch of activation rows, on quantized weight blocks directly.
+#include <cstdint>
+#include <vector>
+
+#include "cpu_worker/thread_pool.h"
+#include "cpu_worker/weights.h"
+
+namespace tandem::cpu {
+
+// Activation rows converted once to the format a weight type's dot product
+// expects (Q8_0, Q8_1, Q8_K or F32), reused by every matrix that reads them.
+class QuantizedActs {
+ public:
+  // x: [n_rows × cols] f32, row-major.
+  void quantize(const float* x, int64_t n_rows, int64_t cols, quant::Type act_type, ThreadPool& pool);
+  quant::Type type() const { return type_; }
+  const uint8_t* row(int64_t r) const { return data_ + static_cast<size_t>(r) * row_bytes_; }
+  int64_t rows() const { return n_rows_; }
+  int64_t cols() const { return cols_; }
+
+ private:
+  quant::Type type_ = quant::Type::F32;
+  int64_t n_rows_ = 0, cols_ = 0;
+  size_t row_bytes_ = 0;
+  const uint8_t* data_ = nullptr;
+  std::vector<uint8_t> buf_;  // [n_rows × row_bytes] blocks; unused for F32 (points at x)
+};
+
+// out: [x.rows() × w.rows] f32, row-major (out[t * w.rows + r] = dot(W_r, x_t)).
+// x must have been quantized to vec_dot_type(w.type) with cols == w.cols.
+void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool);
+
+// Format the dot product of `weight_type` wants its activations in.
+quant::Type act_type_for(quant::Type weight_type);
+
+}  // namespace tandem::cpu

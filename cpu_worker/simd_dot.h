@@ -1,0 +1,50 @@
+#pragma once
+// Runtime-dispatched CPU kernels for the matmul inner loop: dot products of a
+// weight row with an activation row, and the activation quantizers that feed
+// them. On x86-64 CPUs with AVX2+FMA+F16C the AVX2 versions are used (the
+// file is built without -mavx2; the kernels carry a target attribute), else
+// the scalar references in core/quant_reference.h.
+//
+// Guarantees:
+//  * quantize_activations' output is bit-identical whichever path runs: both
+//    follow ggml's x86 AVX2 quantizers (round to nearest even).
+//  * SIMD dot products use the same exact integer sums per block as the
+//    references and differ only in the order floats are added (~1e-6 rel.).
+//  * Activations must come from quantize_activations (or the reference
+//    quantizers): the SIMD dots assume quants in -127..127.
+#include <cstdint>
+
+#include "core/quant_types.h"
+
+namespace tandem::cpu {
+
+namespace quant = core::quant;
+
+using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
+using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
+
+// AVX2, FMA and F16C all present (checked once). Setting the environment
+// variable TANDEM_NO_SIMD=1 before the first call forces the scalar paths.
+bool cpu_has_avx2();
+
+// Activation format the dot product of `weight_type` expects: Q8_0 / Q8_1 /
+// Q8_K for the quants, F32 for F32 / F16 / BF16 weights.
+quant::Type vec_dot_type(quant::Type weight_type);
+
+// Fastest dot product for weight rows of `weight_type` against activations
+// in vec_dot_type(weight_type); n is a multiple of the block size. Falls back
+// to the scalar reference; nullptr when the type has no dot product at all.
+VecDotFn best_vec_dot(quant::Type weight_type);
+
+// Converts n f32 activations into act_type blocks (copies for F32). n is a
+// multiple of the block size. Aborts for a type with no quantizer (a
+// programming error, not an input error).
+void quantize_activations(quant::Type act_type, const float* x, void* dst, int64_t n);
+
+// The individual paths, for tests and benchmarks. avx2_* return nullptr when
+// there is no AVX2 kernel for the type or the CPU lacks AVX2.
+VecDotFn avx2_vec_dot(quant::Type weight_type);
+QuantizeRowFn avx2_quantizer(quant::Type act_type);
+QuantizeRowFn scalar_quantizer(quant::Type act_type);
+
+}  // namespace tandem::cpu
