@@ -43,7 +43,7 @@ def run_llama_cpp(model, threads):
     llm.eval(ids)
     t1 = time.perf_counter()
     for _ in range(N_GEN):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))))
         llm.eval([tok])
     t2 = time.perf_counter()
     return len(ids), len(ids) / (t1 - t0), N_GEN / (t2 - t1)

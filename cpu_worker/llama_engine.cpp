@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "cpu_worker/ops.h"
-#include "cpu_worker/simd_dot.h"
+#include "cpu_worker/swiglu.h"
 
 namespace tandem::cpu {
 
@@ -18,7 +18,9 @@ LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec
       w_(bind_weights(*file_, cfg_, spec_)),
       pool_(opt.threads),
       kv_(cfg_, spec_.layer_end - spec_.layer_begin, opt.kv),
-      attn_scratch_(std::make_unique<tbb::enumerable_thread_specific<AttnScratch>>()) {}
+      k_codec_(kv_row_codec(opt.kv.k_type)),
+      v_codec_(kv_row_codec(opt.kv.v_type)),
+      attn_scratch_(std::make_unique<tbb::enumerable_thread_specific<AttentionScratch>>()) {}
 
 void LlamaEngine::embed(std::span<const int32_t> tokens, float* hidden) {
   if (!spec_.embedding) throw Error("this shard does not own the token embedding");
@@ -104,9 +106,6 @@ void LlamaEngine::attention(int32_t l, int32_t n, int32_t seq, int32_t pos0) {
   const int32_t q_dim = cfg_.q_dim(), kv_dim = cfg_.kv_dim();
   const int32_t group = cfg_.n_head / cfg_.n_head_kv;
   const int32_t half = cfg_.rope_dims / 2;
-  const auto& kcfg = kv_.config();
-  const auto& ktr = quant::traits(kcfg.k_type);
-  const auto& vtr = quant::traits(kcfg.v_type);
 
   // RoPE, then append this batch's K and V rows to the cache.
   for (int32_t i = 0; i < n; ++i) {
@@ -114,52 +113,23 @@ void LlamaEngine::attention(int32_t l, int32_t n, int32_t seq, int32_t pos0) {
       rope_apply(&q_[i * q_dim + h * hd], &cos_[i * half], &sin_[i * half], cfg_.rope_dims, cfg_.rope_style);
     for (int32_t h = 0; h < cfg_.n_head_kv; ++h)
       rope_apply(&k_[i * kv_dim + h * hd], &cos_[i * half], &sin_[i * half], cfg_.rope_dims, cfg_.rope_style);
-    ktr.from_float(&k_[i * kv_dim], kv_.k_row(l, seq, pos0 + i), kv_dim);
-    vtr.from_float(&v_[i * kv_dim], kv_.v_row(l, seq, pos0 + i), kv_dim);
+    k_codec_.store(&k_[i * kv_dim], kv_.k_row(l, seq, pos0 + i), kv_dim);
+    v_codec_.store(&v_[i * kv_dim], kv_.v_row(l, seq, pos0 + i), kv_dim);
   }
 
-  const quant::Type q_type = ktr.quantized ? ktr.vec_dot_type : quant::Type::F32;
-  const VecDotFn kdot = best_vec_dot(kcfg.k_type);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const size_t khb = kv_.k_head_bytes(), vhb = kv_.v_head_bytes();
+  // Consecutive positions of one KV head are a whole cache row apart.
+  const size_t k_stride = khb * cfg_.n_head_kv, v_stride = vhb * cfg_.n_head_kv;
   auto& scratch = *attn_scratch_;
-
   pool_.parallel_for(static_cast<int64_t>(n) * cfg_.n_head, 1, [&](int64_t b, int64_t e) {
-    AttnScratch& s = scratch.local();
-    if (s.scores.size() < static_cast<size_t>(kcfg.n_ctx)) s.scores.resize(kcfg.n_ctx);
-    s.q_act.resize(quant::row_bytes(q_type, hd));
-    s.q_round.resize(hd);
-    s.v_row.resize(hd);
+    AttentionScratch& s = scratch.local();
     for (int64_t task = b; task < e; ++task) {
       const int32_t i = static_cast<int32_t>(task / cfg_.n_head);
       const int32_t h = static_cast<int32_t>(task % cfg_.n_head);
-      const int32_t kvh = h / group;
-      const int32_t p = pos0 + i;
-      const float* q = &q_[i * q_dim + h * hd];
-      // The query in the form K's dot product reads: quantized blocks for a
-      // quantized cache, or rounded through the cache's float type (ggml
-      // converts Q to f16 for an f16 cache).
-      const void* qa;
-      if (ktr.quantized) {
-        quantize_activations(q_type, q, s.q_act.data(), hd);
-        qa = s.q_act.data();
-      } else if (kcfg.k_type != quant::Type::F32) {
-        ktr.from_float(q, s.q_act.data(), hd);
-        ktr.to_float(s.q_act.data(), s.q_round.data(), hd);
-        qa = s.q_round.data();
-      } else {
-        qa = q;
-      }
-      float* sc = s.scores.data();
-      for (int32_t j = 0; j <= p; ++j) sc[j] = kdot(hd, kv_.k_row(l, seq, j) + kvh * khb, qa) * scale;
-      softmax(sc, p + 1);
-      float* out = &attn_[i * q_dim + h * hd];
-      std::memset(out, 0, sizeof(float) * hd);
-      for (int32_t j = 0; j <= p; ++j) {
-        vtr.to_float(kv_.v_row(l, seq, j) + kvh * vhb, s.v_row.data(), hd);
-        const float w = sc[j];
-        for (int32_t c = 0; c < hd; ++c) out[c] += w * s.v_row[c];
-      }
+      const int32_t kvh = h / group;  // GQA: `group` query heads share one KV head
+      attend_one(&q_[i * q_dim + h * hd], hd, pos0 + i + 1, scale, k_codec_, kv_.k_row(l, seq, 0) + kvh * khb,
+                 k_stride, v_codec_, kv_.v_row(l, seq, 0) + kvh * vhb, v_stride, s, &attn_[i * q_dim + h * hd]);
     }
   });
 }

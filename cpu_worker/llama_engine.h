@@ -11,6 +11,7 @@
 
 #include "core/gguf_file.h"
 #include "core/model_config.h"
+#include "cpu_worker/attention.h"
 #include "cpu_worker/kv_cache.h"
 #include "cpu_worker/matmul.h"
 #include "cpu_worker/thread_pool.h"
@@ -21,14 +22,6 @@ namespace tandem::cpu {
 struct EngineOptions {
   int threads = 1;
   KvCacheConfig kv;
-};
-
-// Per-thread buffers of the attention loop (no allocation once warmed up).
-struct AttnScratch {
-  std::vector<float> scores;   // [n_ctx] one query's scores over the cached positions
-  std::vector<uint8_t> q_act;  // [row_bytes(vec_dot_type(k_type), head_dim)] the query in K's dot format
-  std::vector<float> q_round;  // [head_dim] the query rounded through a float K type
-  std::vector<float> v_row;    // [head_dim] one dequantized V head slice
 };
 
 class LlamaEngine {
@@ -80,7 +73,8 @@ class LlamaEngine {
   std::vector<float> cos_, sin_;  // [n × rope_dims/2] rotation per token
   QuantizedActs acts_;
   const float* acts_src_ = nullptr;  // rows acts_ was made from (reused while unchanged)
-  std::unique_ptr<tbb::enumerable_thread_specific<AttnScratch>> attn_scratch_;
+  KvRowCodec k_codec_, v_codec_;  // how K / V rows are stored, read and dotted
+  std::unique_ptr<tbb::enumerable_thread_specific<AttentionScratch>> attn_scratch_;
 };
 
 }  // namespace tandem::cpu

@@ -19,9 +19,6 @@ void rope_angles(int32_t pos, const core::ModelConfig& c, const float* rope_freq
 // (rope_dims/2 pairs).
 void rope_apply(float* head, const float* cos_v, const float* sin_v, int32_t rope_dims, core::RopeStyle style);
 
-// gate[i] = silu(gate[i]) * up[i]
-void swiglu(float* gate, const float* up, int64_t n);
-
 // In-place numerically stable softmax over n values; returns nothing.
 void softmax(float* x, int64_t n);
 

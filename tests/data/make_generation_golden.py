@@ -19,12 +19,18 @@ import math
 import os
 import sys
 
+# llama.cpp (2026) applies a Walsh-Hadamard rotation to Q/K/V when the KV
+# cache is quantized; Tandem does not (yet), so the goldens are made with it
+# off, i.e. the plain quantized cache of earlier llama.cpp releases.
+os.environ["LLAMA_ATTN_ROT_DISABLE"] = "1"
+
 import numpy as np
 import llama_cpp
 from llama_cpp import Llama
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser(
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+MODEL = ARGS[0] if ARGS else os.path.expanduser(
     "~/.cache/tandem/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 N_NEW = 64
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -46,7 +52,18 @@ PROMPTS = [
     {"name": "chat_math", "chat": True, "text": chatml("What is 17 times 23? Show your steps.")},
 ]
 
-CTX_SETTINGS = dict(n_ctx=1024, n_batch=512, n_threads=2, seed=0, verbose=False)
+# llama.cpp's flash-attention path with a q8_0 KV cache (`-fa on -ctk q8_0
+# -ctv q8_0`): its arithmetic is the one Tandem's attention follows step for
+# step, so the greedy tokens must agree exactly.
+GGML_Q8_0 = 8
+CTX_SETTINGS = dict(n_ctx=1024, n_batch=512, n_threads=2, seed=0, verbose=False,
+                    flash_attn=True, type_k=GGML_Q8_0, type_v=GGML_Q8_0)
+
+
+def last_logits(llm):
+    """llama.cpp's logits of the last evaluated token (llama_get_logits_ith(ctx, -1))."""
+    ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
 
 
 def greedy():
@@ -58,8 +75,7 @@ def greedy():
         llm.eval(ids)
         out = []
         for _ in range(N_NEW):
-            logits = np.asarray(llm.scores[llm.n_tokens - 1])
-            tok = int(np.argmax(logits))
+            tok = int(np.argmax(last_logits(llm)))
             out.append(tok)
             llm.eval([tok])
         cases.append({"name": p["name"], "chat": p["chat"], "prompt": p["text"],
@@ -104,9 +120,12 @@ def main():
             "model": os.path.basename(MODEL),
             "command": "python3 tests/data/make_generation_golden.py " + os.path.basename(MODEL),
             "settings": {k: v for k, v in CTX_SETTINGS.items() if k != "verbose"}}
-    g = {"meta": meta, "new_tokens": N_NEW, "cases": greedy()}
-    with open(os.path.join(HERE, "smollm2_greedy_golden.json"), "w") as f:
-        json.dump(g, f, indent=1, ensure_ascii=False)
+    if "--ppl-only" not in sys.argv:
+        g = {"meta": meta, "new_tokens": N_NEW, "cases": greedy()}
+        with open(os.path.join(HERE, "smollm2_greedy_golden.json"), "w") as f:
+            json.dump(g, f, indent=1, ensure_ascii=False)
+    if "--greedy-only" in sys.argv:
+        return
     text = os.path.join(HERE, "kjv_genesis_1-25.txt")
     GGML_F16, GGML_Q8_0, GGML_Q4_0 = 1, 8, 2
     ppl = {"meta": dict(meta, text=os.path.basename(text), method="llama-perplexity (see script)"), "ctx": 512, "runs": {}}
