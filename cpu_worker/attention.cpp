@@ -157,8 +157,7 @@ KvRowCodec kv_row_codec(Type t) {
       c.dot = best_vec_dot(t);
       return c;
     default:
-      throw core::Error("cache type " + std::string(tr.name) +
-                        " is not supported (use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1)");
+      throw core::Error("type " + std::string(tr.name) + " cannot hold a KV cache");
   }
 }
 

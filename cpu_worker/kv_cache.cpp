@@ -3,19 +3,20 @@
 #include <string>
 
 #include "core/error.h"
+#include "cpu_worker/attention.h"
 
 namespace tandem::cpu {
 
 namespace quant = core::quant;
 
 void check_kv_type(quant::Type t, int32_t head_dim, const char* which) {
-  using T = quant::Type;
-  const bool allowed = t == T::F32 || t == T::F16 || t == T::BF16 || t == T::Q8_0 || t == T::Q4_0 ||
-                       t == T::Q4_1 || t == T::Q5_0 || t == T::Q5_1;
-  const auto& tr = quant::traits(t);
-  if (!allowed || tr.from_float == nullptr || tr.to_float == nullptr)
-    throw core::Error(std::string("cache type ") + which + " = " + std::string(tr.name) +
+  try {
+    kv_row_codec(t);  // the types a cache row can be stored in
+  } catch (const core::Error&) {
+    throw core::Error(std::string("cache type ") + which + " = " + std::string(quant::type_name(t)) +
                       " is not supported (use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1)");
+  }
+  const auto& tr = quant::traits(t);
   if (head_dim % tr.block_size != 0)
     throw core::Error(std::string("cache type ") + which + " = " + std::string(tr.name) + " needs a head size that is a multiple of " +
                       std::to_string(tr.block_size) + " (model has " + std::to_string(head_dim) + ")");

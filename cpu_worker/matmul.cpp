@@ -29,17 +29,21 @@ void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant
 
 void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
   const VecDotFn dot = best_vec_dot(w.type);
+  const VecDotRowsFn dot4 = best_vec_dot_rows4(w.type);
   const int64_t n_tok = x.rows();
   const int64_t n_out = w.rows;
   // Chunks of output rows: each chunk's weight rows stay in cache while every
   // token of the batch is multiplied with them (weights are read once per
   // chunk, not once per token).
-  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, n_out / (8 * pool.threads())));
+  const int64_t grain = std::max<int64_t>(4, std::min<int64_t>(64, n_out / (8 * pool.threads())) & ~int64_t{3});
   pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t t = 0; t < n_tok; ++t) {
       const uint8_t* a = x.row(t);
       float* o = out + t * n_out;
-      for (int64_t r = r0; r < r1; ++r) o[r] = dot(w.cols, w.row(r), a);
+      int64_t r = r0;
+      if (dot4)
+        for (; r + 4 <= r1; r += 4) dot4(w.cols, w.row(r), w.row_bytes, a, o + r);
+      for (; r < r1; ++r) o[r] = dot(w.cols, w.row(r), a);
     }
   });
 }

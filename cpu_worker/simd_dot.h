@@ -36,6 +36,12 @@ quant::Type vec_dot_type(quant::Type weight_type);
 // to the scalar reference; nullptr when the type has no dot product at all.
 VecDotFn best_vec_dot(quant::Type weight_type);
 
+// Four weight rows (w, w + w_stride, ...) against one activation row:
+// out[0..3], each bit-identical to best_vec_dot's result for that row.
+// nullptr when the type has no such kernel on this CPU.
+using VecDotRowsFn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, const void* a, float* out);
+VecDotRowsFn best_vec_dot_rows4(quant::Type weight_type);
+
 // Converts n f32 activations into act_type blocks (copies for F32). n is a
 // multiple of the block size. Aborts for a type with no quantizer (a
 // programming error, not an input error).

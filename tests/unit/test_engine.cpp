@@ -1,0 +1,174 @@
+// The CPU forward pass on synthetic models: consistency properties that must
+// hold whatever the weights (the SmolLM2 goldens check it against llama.cpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/gguf_file.h"
+#include "core/synthetic_model.h"
+#include "cpu_worker/llama_engine.h"
+#include "cpu_worker/simd_dot.h"
+#include "cpu_worker/swiglu.h"
+
+namespace tandem {
+namespace {
+
+using core::quant::Type;
+
+class EngineTest : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    path_ = testing::TempDir() + "tandem_engine_" + GetParam() + "_" + std::to_string(::getpid()) + ".gguf";
+    core::SyntheticModelSpec s;
+    s.arch = GetParam();
+    s.n_layer = 4;
+    s.n_embd = 128;
+    s.n_ff = 256;
+    s.n_head = 4;
+    s.n_head_kv = 2;
+    s.weight_type = Type::Q4_1;
+    core::write_synthetic_model(path_, s);
+    file_ = std::shared_ptr<core::gguf::File>(core::gguf::File::open(path_));
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+
+  std::unique_ptr<cpu::LlamaEngine> engine(cpu::ShardSpec spec = {}, Type kv = Type::F16, int threads = 2) {
+    cpu::EngineOptions eo;
+    eo.threads = threads;
+    eo.kv.n_ctx = 64;
+    eo.kv.k_type = kv;
+    eo.kv.v_type = kv;
+    return std::make_unique<cpu::LlamaEngine>(file_, spec, eo);
+  }
+
+  std::string path_;
+  std::shared_ptr<core::gguf::File> file_;
+  const std::vector<int32_t> ids_ = {72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
+};
+
+// A batch and the same tokens one at a time give identical logits: the
+// decode path and the prefill path are the same computation.
+TEST_P(EngineTest, BatchEqualsOneTokenAtATime) {
+  auto a = engine(), b = engine();
+  std::vector<float> all, one;
+  a->forward(ids_, 0, 0, true, all);
+  const size_t nv = a->config().n_vocab;
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    b->forward(std::span<const int32_t>(&ids_[i], 1), 0, static_cast<int32_t>(i), false, one);
+    for (size_t v = 0; v < nv; ++v) ASSERT_EQ(one[v], all[i * nv + v]) << "position " << i << " token " << v;
+  }
+}
+
+// Thread count changes nothing: every output element is computed by one thread.
+TEST_P(EngineTest, ThreadCountDoesNotChangeResults) {
+  std::vector<float> l1, l2;
+  engine({}, Type::F16, 1)->forward(ids_, 0, 0, true, l1);
+  engine({}, Type::F16, 2)->forward(ids_, 0, 0, true, l2);
+  EXPECT_EQ(l1, l2);
+}
+
+// Two shards (layers [0,2) with the embedding, [2,4) with the head) passing
+// hidden rows between them equal one whole-model engine: the split service's
+// contract.
+TEST_P(EngineTest, SplitShardsEqualWholeModel) {
+  auto whole = engine();
+  auto first = engine(cpu::ShardSpec{0, 2, true, false});
+  auto second = engine(cpu::ShardSpec{2, 4, false, true});
+  const int32_t d = whole->config().n_embd, nv = whole->config().n_vocab;
+  std::vector<float> want;
+  whole->forward(ids_, 0, 0, true, want);
+  std::vector<float> hidden(ids_.size() * d), logits(ids_.size() * nv);
+  first->embed(ids_, hidden.data());
+  first->run_layers(hidden.data(), static_cast<int32_t>(ids_.size()), 0, 0);
+  second->run_layers(hidden.data(), static_cast<int32_t>(ids_.size()), 0, 0);
+  second->head(hidden.data(), static_cast<int32_t>(ids_.size()), logits.data());
+  EXPECT_EQ(logits, want);
+  EXPECT_THROW(first->head(hidden.data(), 1, logits.data()), core::Error);
+  EXPECT_THROW(second->embed(ids_, hidden.data()), core::Error);
+}
+
+// Every KV cache type runs; quantized caches stay close to f16.
+TEST_P(EngineTest, KvCacheTypesAgreeWithinQuantizationError) {
+  std::vector<float> ref;
+  engine({}, Type::F32)->forward(ids_, 0, 0, false, ref);
+  for (Type t : {Type::F16, Type::BF16, Type::Q8_0, Type::Q5_1, Type::Q5_0, Type::Q4_1, Type::Q4_0}) {
+    std::vector<float> got;
+    engine({}, t)->forward(ids_, 0, 0, false, got);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      num += (got[i] - ref[i]) * (got[i] - ref[i]);
+      den += ref[i] * ref[i];
+    }
+    const double rel = std::sqrt(num / den);
+    // Q8 activation roundings amplify any perturbation, so even f16 moves
+    // logits by ~1%; a broken cache type moves them by ~100%.
+    const bool four_bit = t == Type::Q4_0 || t == Type::Q4_1;
+    const bool five_bit = t == Type::Q5_0 || t == Type::Q5_1;
+    const double bound = four_bit ? 0.25 : (five_bit ? 0.12 : 0.05);
+    EXPECT_LT(rel, bound) << core::quant::type_name(t);
+    EXPECT_GT(rel, 0.0) << core::quant::type_name(t) << " should differ from f32 at all";
+  }
+}
+
+TEST_P(EngineTest, BadInputsAreErrors) {
+  auto e = engine();
+  std::vector<float> logits;
+  const int32_t bad[1] = {1 << 20};
+  EXPECT_THROW(e->forward(bad, 0, 0, false, logits), core::Error);
+  std::vector<int32_t> many(65, 65);
+  EXPECT_THROW(e->forward(many, 0, 0, false, logits), core::Error);  // past the 64-token context
+  EXPECT_THROW(e->forward(ids_, 3, 0, false, logits), core::Error);  // no such sequence slot
+  EXPECT_THROW(engine({}, Type::Q4_K), core::Error);                 // not a KV cache type
+  EXPECT_THROW(engine(cpu::ShardSpec{3, 9, true, true}), core::Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, EngineTest, testing::Values("llama", "qwen2"));
+
+TEST(Swiglu, ApproxExpWithinTwoUlpOfLibm) {
+  for (float x = -80.0f; x < 80.0f; x += 0.0137f) {
+    const float a = cpu::approx_expf(x), b = std::exp(x);
+    EXPECT_LE(std::fabs(a - b), 2.0f * std::fabs(std::nextafter(b, INFINITY) - b)) << x;
+  }
+  EXPECT_EQ(cpu::approx_expf(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(cpu::approx_expf(200.0f)));
+}
+
+TEST(Swiglu, VectorAndTailAgreeWithScalarDefinition) {
+  std::vector<float> g(37), u(37);
+  for (int i = 0; i < 37; ++i) {
+    g[i] = (i - 18) * 0.7f;
+    u[i] = 1.0f + i * 0.01f;
+  }
+  std::vector<float> out = g;
+  cpu::swiglu(out.data(), u.data(), 37);
+  for (int i = 0; i < 37; ++i) {
+    const float want = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    EXPECT_NEAR(out[i], want, 1e-5f * std::fabs(want) + 1e-7f) << i;
+  }
+}
+
+TEST(DotRows, FourRowKernelsEqualSingleRow) {
+  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0}) {
+    auto rows4 = cpu::best_vec_dot_rows4(t);
+    if (!rows4) GTEST_SKIP() << "no 4-row kernel on this CPU";
+    const auto& tr = core::quant::traits(t);
+    const int64_t n = 256;
+    const size_t rb = core::quant::row_bytes(t, n);
+    std::vector<uint8_t> w(rb * 4), a(core::quant::row_bytes(tr.vec_dot_type, n));
+    std::vector<float> x(n);
+    for (int r = 0; r < 4; ++r) {
+      for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.1f * i + r);
+      tr.from_float(x.data(), w.data() + r * rb, n);
+    }
+    for (int64_t i = 0; i < n; ++i) x[i] = std::cos(0.37f * i);
+    cpu::quantize_activations(tr.vec_dot_type, x.data(), a.data(), n);
+    float out[4];
+    rows4(n, w.data(), rb, a.data(), out);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], cpu::best_vec_dot(t)(n, w.data() + r * rb, a.data())) << r;
+  }
+}
+
+}  // namespace
+}  // namespace tandem
