@@ -30,6 +30,7 @@ void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant
 void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
   const VecDotFn dot = best_vec_dot(w.type);
   const VecDotRowsFn dot4 = best_vec_dot_rows4(w.type);
+  const VecDotRows2Fn dot4x2 = best_vec_dot_rows4x2(w.type);
   const int64_t n_tok = x.rows();
   const int64_t n_out = w.rows;
   // Chunks of output rows: each chunk's weight rows stay in cache while every
@@ -37,7 +38,23 @@ void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& poo
   // chunk, not once per token).
   const int64_t grain = std::max<int64_t>(4, std::min<int64_t>(64, n_out / (8 * pool.threads())) & ~int64_t{3});
   pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
-    for (int64_t t = 0; t < n_tok; ++t) {
+    int64_t t = 0;
+    if (dot4x2) {
+      // Two tokens at a time share each unpacked weight block.
+      for (; t + 2 <= n_tok; t += 2) {
+        const uint8_t* a0 = x.row(t);
+        const uint8_t* a1 = x.row(t + 1);
+        float* o0 = out + t * n_out;
+        float* o1 = o0 + n_out;
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) dot4x2(w.cols, w.row(r), w.row_bytes, a0, a1, o0 + r, o1 + r);
+        for (; r < r1; ++r) {
+          o0[r] = dot(w.cols, w.row(r), a0);
+          o1[r] = dot(w.cols, w.row(r), a1);
+        }
+      }
+    }
+    for (; t < n_tok; ++t) {
       const uint8_t* a = x.row(t);
       float* o = out + t * n_out;
       int64_t r = r0;

@@ -42,6 +42,12 @@ VecDotFn best_vec_dot(quant::Type weight_type);
 using VecDotRowsFn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, const void* a, float* out);
 VecDotRowsFn best_vec_dot_rows4(quant::Type weight_type);
 
+// Four weight rows against two activation rows (prefill): out0[0..3] for a0,
+// out1[0..3] for a1, each bit-identical to best_vec_dot's.
+using VecDotRows2Fn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, const void* a0, const void* a1,
+                               float* out0, float* out1);
+VecDotRows2Fn best_vec_dot_rows4x2(quant::Type weight_type);
+
 // Converts n f32 activations into act_type blocks (copies for F32). n is a
 // multiple of the block size. Aborts for a type with no quantizer (a
 // programming error, not an input error).

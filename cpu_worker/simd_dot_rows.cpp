@@ -96,6 +96,77 @@ TANDEM_AVX2 void rows_q8_0(int64_t n, const uint8_t* w, size_t stride, const voi
   for (int r = 0; r < kRows; ++r) out[r] = hsum_ps(acc[r]);
 }
 
+// ---- four rows x two activation rows --------------------------------------
+// The prefill kernel: each weight block is unpacked once and used for two
+// tokens. Per (row, token) the arithmetic is still the single-row order.
+
+struct Q4_0Policy {
+  using WBlock = q::BlockQ4_0;
+  using ABlock = q::BlockQ8_0;
+  static constexpr bool kHasMin = false;
+  TANDEM_AVX2 static __m256i quants(const WBlock& b) {
+    return _mm256_sub_epi8(unpack_nibbles32(b.qs), _mm256_set1_epi8(8));
+  }
+  TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
+  TANDEM_AVX2 static float min_term(const WBlock&, const ABlock&) { return 0.0f; }
+};
+
+struct Q4_1Policy {
+  using WBlock = q::BlockQ4_1;
+  using ABlock = q::BlockQ8_1;
+  static constexpr bool kHasMin = true;
+  TANDEM_AVX2 static __m256i quants(const WBlock& b) { return unpack_nibbles32(b.qs); }
+  TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_u8_i8_pairs(qx, qy); }
+  TANDEM_AVX2 static float min_term(const WBlock& x, const ABlock& y) { return h2f(x.m) * h2f(y.s); }
+};
+
+struct Q8_0Policy {
+  using WBlock = q::BlockQ8_0;
+  using ABlock = q::BlockQ8_0;
+  static constexpr bool kHasMin = false;
+  TANDEM_AVX2 static __m256i quants(const WBlock& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+  TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
+  TANDEM_AVX2 static float min_term(const WBlock&, const ABlock&) { return 0.0f; }
+};
+
+template <typename P>
+TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void* a0, const void* a1, float* out0,
+                         float* out1) {
+  const auto* y0 = static_cast<const typename P::ABlock*>(a0);
+  const auto* y1 = static_cast<const typename P::ABlock*>(a1);
+  const int64_t nb = n / 32;
+  __m256 acc0[kRows], acc1[kRows];
+  float m0[kRows], m1[kRows];
+  const typename P::WBlock* x[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    acc0[r] = acc1[r] = _mm256_setzero_ps();
+    m0[r] = m1[r] = 0.0f;
+    x[r] = row_blocks<typename P::WBlock>(w, stride, r);
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    const float yd0 = h2f(y0[i].d), yd1 = h2f(y1[i].d);
+    const __m256i qy0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y0[i].qs));
+    const __m256i qy1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y1[i].qs));
+    for (int r = 0; r < kRows; ++r) {
+      const auto& xb = x[r][i];
+      if constexpr (P::kHasMin) {
+        m0[r] += P::min_term(xb, y0[i]);
+        m1[r] += P::min_term(xb, y1[i]);
+      }
+      const float xd = h2f(xb.d);
+      const __m256i qx = P::quants(xb);
+      acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yd0), _mm256_cvtepi32_ps(P::pairs(qx, qy0)), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yd1), _mm256_cvtepi32_ps(P::pairs(qx, qy1)), acc1[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    out0[r] = hsum_ps(acc0[r]) + m0[r];
+    out1[r] = hsum_ps(acc1[r]) + m1[r];
+  }
+}
+
 }  // namespace
 #endif
 
@@ -109,6 +180,25 @@ VecDotRowsFn best_vec_dot_rows4(Type t) {
       return rows_q4_1;
     case Type::Q8_0:
       return rows_q8_0;
+    default:
+      return nullptr;
+  }
+#else
+  (void)t;
+  return nullptr;
+#endif
+}
+
+VecDotRows2Fn best_vec_dot_rows4x2(Type t) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!cpu_has_avx2()) return nullptr;
+  switch (t) {
+    case Type::Q4_0:
+      return rows4x2<Q4_0Policy>;
+    case Type::Q4_1:
+      return rows4x2<Q4_1Policy>;
+    case Type::Q8_0:
+      return rows4x2<Q8_0Policy>;
     default:
       return nullptr;
   }

@@ -164,9 +164,20 @@ TEST(DotRows, FourRowKernelsEqualSingleRow) {
     }
     for (int64_t i = 0; i < n; ++i) x[i] = std::cos(0.37f * i);
     cpu::quantize_activations(tr.vec_dot_type, x.data(), a.data(), n);
-    float out[4];
+    std::vector<uint8_t> a1(a.size());
+    for (int64_t i = 0; i < n; ++i) x[i] = std::cos(0.11f * i + 1.0f) * 3.0f;
+    cpu::quantize_activations(tr.vec_dot_type, x.data(), a1.data(), n);
+    float out[4], out0[4], out1[4];
     rows4(n, w.data(), rb, a.data(), out);
-    for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], cpu::best_vec_dot(t)(n, w.data() + r * rb, a.data())) << r;
+    auto rows4x2 = cpu::best_vec_dot_rows4x2(t);
+    ASSERT_NE(rows4x2, nullptr);
+    rows4x2(n, w.data(), rb, a.data(), a1.data(), out0, out1);
+    const auto dot = cpu::best_vec_dot(t);
+    for (int r = 0; r < 4; ++r) {
+      EXPECT_EQ(out[r], dot(n, w.data() + r * rb, a.data())) << r;
+      EXPECT_EQ(out0[r], out[r]) << r;
+      EXPECT_EQ(out1[r], dot(n, w.data() + r * rb, a1.data())) << r;
+    }
   }
 }
 
