@@ -79,7 +79,7 @@ TEST(ModelGolden, GreedyTokensEqualLlamaCpp) {
 
 // The first chunks of llama.cpp's perplexity run on the shipped text; the
 // full-text numbers are measured by `make bench` into docs/PERFORMANCE.md.
-void check_ppl(const char* kv_name, core::quant::Type kv_type, int chunks) {
+void check_ppl(const char* kv_name, core::quant::Type kv_type, int chunks, double rel_tol) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
   const json g = load_golden("smollm2_perplexity_golden.json");
   const int n_ctx = g["ctx"].get<int>();
@@ -99,12 +99,16 @@ void check_ppl(const char* kv_name, core::quant::Type kv_type, int chunks) {
       acc.add(-core::log_softmax_at(std::span<const float>(logits.data() + static_cast<size_t>(i) * n_vocab, n_vocab),
                                     chunk[i + 1]));
   }
-  EXPECT_NEAR(acc.ppl(), want, want * 0.005) << "perplexity after " << chunks << " chunks, KV " << kv_name;
+  EXPECT_NEAR(acc.ppl(), want, want * rel_tol) << "perplexity after " << chunks << " chunks, KV " << kv_name;
 }
 
-TEST(ModelGolden, PerplexityF16CacheWithinHalfPercent) { check_ppl("f16", core::quant::Type::F16, 4); }
-TEST(ModelGolden, PerplexityQ8CacheWithinHalfPercent) { check_ppl("q8_0", core::quant::Type::Q8_0, 2); }
-TEST(ModelGolden, PerplexityQ4CacheWithinHalfPercent) { check_ppl("q4_0", core::quant::Type::Q4_0, 2); }
+// llama.cpp's f16 golden comes from its non-flash attention path, which sums
+// in another order: agreement within 0.5%. The q8_0 / q4_0 goldens come from
+// the flash-attention path our attention mirrors: the logits are identical,
+// so only the last digits of the double-precision sums may differ.
+TEST(ModelGolden, PerplexityF16CacheWithinHalfPercent) { check_ppl("f16", core::quant::Type::F16, 4, 0.005); }
+TEST(ModelGolden, PerplexityQ8CacheEqualsLlamaCpp) { check_ppl("q8_0", core::quant::Type::Q8_0, 2, 1e-9); }
+TEST(ModelGolden, PerplexityQ4CacheEqualsLlamaCpp) { check_ppl("q4_0", core::quant::Type::Q4_0, 2, 1e-9); }
 
 }  // namespace
 }  // namespace tandem
