@@ -10,3 +10,8 @@ echo "== kernels (matrix-vector, 4096x4096) =="
 echo
 echo "== end to end =="
 python3 "$(dirname "$0")/bench_e2e.py" --tandem "$build/tandem" --model "$model"
+if [ "${BENCH_PPL:-0}" = "1" ]; then
+  echo
+  echo "== perplexity (full text) =="
+  python3 "$(dirname "$0")/perplexity_vs_llama.py" --tandem "$build/tandem" --model "$model"
+fi

@@ -31,74 +31,9 @@ TANDEM_AVX2 inline const Block* row_blocks(const uint8_t* w, size_t stride, int 
   return reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
 }
 
-TANDEM_AVX2 void rows_q4_0(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
-  const auto* y = static_cast<const q::BlockQ8_0*>(a);
-  const int64_t nb = n / q::QK8_0;
-  __m256 acc[kRows];
-  const q::BlockQ4_0* x[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    x[r] = row_blocks<q::BlockQ4_0>(w, stride, r);
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    const float yd = h2f(y[i].d);
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
-    for (int r = 0; r < kRows; ++r) {
-      const __m256 d = _mm256_set1_ps(h2f(x[r][i].d) * yd);
-      const __m256i qx = _mm256_sub_epi8(unpack_nibbles32(x[r][i].qs), _mm256_set1_epi8(8));
-      acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_pairs(qx, qy)), acc[r]);
-    }
-  }
-  for (int r = 0; r < kRows; ++r) out[r] = hsum_ps(acc[r]);
-}
-
-TANDEM_AVX2 void rows_q4_1(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
-  const auto* y = static_cast<const q::BlockQ8_1*>(a);
-  const int64_t nb = n / q::QK8_1;
-  __m256 acc[kRows];
-  float summs[kRows];  // Σ m·s per row: the block minimums' contribution
-  const q::BlockQ4_1* x[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    summs[r] = 0.0f;
-    x[r] = row_blocks<q::BlockQ4_1>(w, stride, r);
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    const float yd = h2f(y[i].d), ys = h2f(y[i].s);
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
-    for (int r = 0; r < kRows; ++r) {
-      summs[r] += h2f(x[r][i].m) * ys;
-      const __m256 d = _mm256_set1_ps(h2f(x[r][i].d) * yd);
-      acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8_pairs(unpack_nibbles32(x[r][i].qs), qy)), acc[r]);
-    }
-  }
-  for (int r = 0; r < kRows; ++r) out[r] = hsum_ps(acc[r]) + summs[r];
-}
-
-TANDEM_AVX2 void rows_q8_0(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
-  const auto* y = static_cast<const q::BlockQ8_0*>(a);
-  const int64_t nb = n / q::QK8_0;
-  __m256 acc[kRows];
-  const q::BlockQ8_0* x[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    x[r] = row_blocks<q::BlockQ8_0>(w, stride, r);
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    const float yd = h2f(y[i].d);
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
-    for (int r = 0; r < kRows; ++r) {
-      const __m256 d = _mm256_set1_ps(h2f(x[r][i].d) * yd);
-      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r][i].qs));
-      acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_pairs(qx, qy)), acc[r]);
-    }
-  }
-  for (int r = 0; r < kRows; ++r) out[r] = hsum_ps(acc[r]);
-}
-
-// ---- four rows x two activation rows --------------------------------------
-// The prefill kernel: each weight block is unpacked once and used for two
-// tokens. Per (row, token) the arithmetic is still the single-row order.
+// How each legacy type turns a block into 32 signed/unsigned bytes and pairs
+// them with the activation bytes; types with a block minimum (Q4_1) add
+// m·s per block, in the single-row kernel's order.
 
 struct Q4_0Policy {
   using WBlock = q::BlockQ4_0;
@@ -131,6 +66,8 @@ struct Q8_0Policy {
   TANDEM_AVX2 static float min_term(const WBlock&, const ABlock&) { return 0.0f; }
 };
 
+// Four rows x two activation rows, the prefill kernel: each weight block is
+// unpacked once and used for two tokens.
 template <typename P>
 TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void* a0, const void* a1, float* out0,
                          float* out1) {
@@ -162,9 +99,34 @@ TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void*
     }
   }
   for (int r = 0; r < kRows; ++r) {
-    out0[r] = hsum_ps(acc0[r]) + m0[r];
-    out1[r] = hsum_ps(acc1[r]) + m1[r];
+    out0[r] = P::kHasMin ? hsum_ps(acc0[r]) + m0[r] : hsum_ps(acc0[r]);
+    out1[r] = P::kHasMin ? hsum_ps(acc1[r]) + m1[r] : hsum_ps(acc1[r]);
   }
+}
+
+template <typename P>
+TANDEM_AVX2 void rows4(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
+  const auto* y = static_cast<const typename P::ABlock*>(a);
+  const int64_t nb = n / 32;
+  __m256 acc[kRows];
+  float mins[kRows];  // Σ m·s per row (types with a block minimum)
+  const typename P::WBlock* x[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    mins[r] = 0.0f;
+    x[r] = row_blocks<typename P::WBlock>(w, stride, r);
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    const float yd = h2f(y[i].d);
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    for (int r = 0; r < kRows; ++r) {
+      const auto& xb = x[r][i];
+      if constexpr (P::kHasMin) mins[r] += P::min_term(xb, y[i]);
+      const __m256 d = _mm256_set1_ps(h2f(xb.d) * yd);
+      acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(P::pairs(P::quants(xb), qy)), acc[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) out[r] = P::kHasMin ? hsum_ps(acc[r]) + mins[r] : hsum_ps(acc[r]);
 }
 
 }  // namespace
@@ -175,11 +137,11 @@ VecDotRowsFn best_vec_dot_rows4(Type t) {
   if (!cpu_has_avx2()) return nullptr;
   switch (t) {
     case Type::Q4_0:
-      return rows_q4_0;
+      return rows4<Q4_0Policy>;
     case Type::Q4_1:
-      return rows_q4_1;
+      return rows4<Q4_1Policy>;
     case Type::Q8_0:
-      return rows_q8_0;
+      return rows4<Q8_0Policy>;
     default:
       return nullptr;
   }
