@@ -33,6 +33,7 @@ def run_tandem(binary, model, threads):
 
 
 def run_llama_cpp(model, threads):
+    import llama_cpp
     from llama_cpp import Llama
     import numpy as np
     llm = Llama(model_path=model, n_ctx=1024, n_batch=512, n_threads=threads, n_threads_batch=threads,

@@ -31,8 +31,14 @@ TANDEM_AVX2 inline const Block* row_blocks(const uint8_t* w, size_t stride, int 
   return reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
 }
 
+// Four fp16 values → four floats (exact conversion).
+TANDEM_AVX2 inline __m128 block_scales4(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+  return _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a), static_cast<short>(b), static_cast<short>(c),
+                                     static_cast<short>(d), 0, 0, 0, 0));
+}
+
 // How each legacy type turns a block into 32 signed/unsigned bytes and pairs
-// them with the activation bytes; types with a block minimum (Q4_1) add
+// them with the activation bytes; types with a block minimum (Q4_1) also add
 // m·s per block, in the single-row kernel's order.
 
 struct Q4_0Policy {
@@ -43,7 +49,6 @@ struct Q4_0Policy {
     return _mm256_sub_epi8(unpack_nibbles32(b.qs), _mm256_set1_epi8(8));
   }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
-  TANDEM_AVX2 static float min_term(const WBlock&, const ABlock&) { return 0.0f; }
 };
 
 struct Q4_1Policy {
@@ -52,7 +57,6 @@ struct Q4_1Policy {
   static constexpr bool kHasMin = true;
   TANDEM_AVX2 static __m256i quants(const WBlock& b) { return unpack_nibbles32(b.qs); }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_u8_i8_pairs(qx, qy); }
-  TANDEM_AVX2 static float min_term(const WBlock& x, const ABlock& y) { return h2f(x.m) * h2f(y.s); }
 };
 
 struct Q8_0Policy {
@@ -63,7 +67,6 @@ struct Q8_0Policy {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
   }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
-  TANDEM_AVX2 static float min_term(const WBlock&, const ABlock&) { return 0.0f; }
 };
 
 // Four rows x two activation rows, the prefill kernel: each weight block is
@@ -75,29 +78,33 @@ TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void*
   const auto* y1 = static_cast<const typename P::ABlock*>(a1);
   const int64_t nb = n / 32;
   __m256 acc0[kRows], acc1[kRows];
-  float m0[kRows], m1[kRows];
+  __m128 mins0 = _mm_setzero_ps(), mins1 = _mm_setzero_ps();  // lane r: Σ m·s of row r per token
   const typename P::WBlock* x[kRows];
   for (int r = 0; r < kRows; ++r) {
     acc0[r] = acc1[r] = _mm256_setzero_ps();
-    m0[r] = m1[r] = 0.0f;
     x[r] = row_blocks<typename P::WBlock>(w, stride, r);
   }
+  alignas(16) float dd0[kRows], dd1[kRows];  // d_weight · d_activation per row, per token
   for (int64_t i = 0; i < nb; ++i) {
-    const float yd0 = h2f(y0[i].d), yd1 = h2f(y1[i].d);
     const __m256i qy0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y0[i].qs));
     const __m256i qy1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y1[i].qs));
+    const __m128 xd = block_scales4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d);
+    _mm_store_ps(dd0, _mm_mul_ps(xd, _mm_set1_ps(h2f(y0[i].d))));
+    _mm_store_ps(dd1, _mm_mul_ps(xd, _mm_set1_ps(h2f(y1[i].d))));
+    if constexpr (P::kHasMin) {
+      const __m128 xm = block_scales4(x[0][i].m, x[1][i].m, x[2][i].m, x[3][i].m);
+      mins0 = _mm_add_ps(mins0, _mm_mul_ps(xm, _mm_set1_ps(h2f(y0[i].s))));
+      mins1 = _mm_add_ps(mins1, _mm_mul_ps(xm, _mm_set1_ps(h2f(y1[i].s))));
+    }
     for (int r = 0; r < kRows; ++r) {
-      const auto& xb = x[r][i];
-      if constexpr (P::kHasMin) {
-        m0[r] += P::min_term(xb, y0[i]);
-        m1[r] += P::min_term(xb, y1[i]);
-      }
-      const float xd = h2f(xb.d);
-      const __m256i qx = P::quants(xb);
-      acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yd0), _mm256_cvtepi32_ps(P::pairs(qx, qy0)), acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yd1), _mm256_cvtepi32_ps(P::pairs(qx, qy1)), acc1[r]);
+      const __m256i qx = P::quants(x[r][i]);
+      acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd0[r]), _mm256_cvtepi32_ps(P::pairs(qx, qy0)), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd1[r]), _mm256_cvtepi32_ps(P::pairs(qx, qy1)), acc1[r]);
     }
   }
+  alignas(16) float m0[kRows], m1[kRows];
+  _mm_store_ps(m0, mins0);
+  _mm_store_ps(m1, mins1);
   for (int r = 0; r < kRows; ++r) {
     out0[r] = P::kHasMin ? hsum_ps(acc0[r]) + m0[r] : hsum_ps(acc0[r]);
     out1[r] = P::kHasMin ? hsum_ps(acc1[r]) + m1[r] : hsum_ps(acc1[r]);
@@ -109,24 +116,27 @@ TANDEM_AVX2 void rows4(int64_t n, const uint8_t* w, size_t stride, const void* a
   const auto* y = static_cast<const typename P::ABlock*>(a);
   const int64_t nb = n / 32;
   __m256 acc[kRows];
-  float mins[kRows];  // Σ m·s per row (types with a block minimum)
+  __m128 mins = _mm_setzero_ps();  // lane r: Σ m·s of row r (types with a block minimum)
   const typename P::WBlock* x[kRows];
   for (int r = 0; r < kRows; ++r) {
     acc[r] = _mm256_setzero_ps();
-    mins[r] = 0.0f;
     x[r] = row_blocks<typename P::WBlock>(w, stride, r);
   }
+  alignas(16) float dd[kRows];  // per row: d_weight · d_activation of this block
   for (int64_t i = 0; i < nb; ++i) {
-    const float yd = h2f(y[i].d);
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
-    for (int r = 0; r < kRows; ++r) {
-      const auto& xb = x[r][i];
-      if constexpr (P::kHasMin) mins[r] += P::min_term(xb, y[i]);
-      const __m256 d = _mm256_set1_ps(h2f(xb.d) * yd);
-      acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(P::pairs(P::quants(xb), qy)), acc[r]);
-    }
+    // The four rows' fp16 scales converted in one instruction; the products
+    // are the same IEEE multiplications the single-row kernel does.
+    _mm_store_ps(dd, _mm_mul_ps(block_scales4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d), _mm_set1_ps(h2f(y[i].d))));
+    if constexpr (P::kHasMin)
+      mins = _mm_add_ps(mins, _mm_mul_ps(block_scales4(x[0][i].m, x[1][i].m, x[2][i].m, x[3][i].m),
+                                         _mm_set1_ps(h2f(y[i].s))));
+    for (int r = 0; r < kRows; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd[r]), _mm256_cvtepi32_ps(P::pairs(P::quants(x[r][i]), qy)), acc[r]);
   }
-  for (int r = 0; r < kRows; ++r) out[r] = P::kHasMin ? hsum_ps(acc[r]) + mins[r] : hsum_ps(acc[r]);
+  alignas(16) float m[kRows];
+  _mm_store_ps(m, mins);
+  for (int r = 0; r < kRows; ++r) out[r] = P::kHasMin ? hsum_ps(acc[r]) + m[r] : hsum_ps(acc[r]);
 }
 
 }  // namespace
