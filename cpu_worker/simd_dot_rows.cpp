@@ -139,22 +139,38 @@ TANDEM_AVX2 void rows4(int64_t n, const uint8_t* w, size_t stride, const void* a
   for (int r = 0; r < kRows; ++r) out[r] = P::kHasMin ? hsum_ps(acc[r]) + m[r] : hsum_ps(acc[r]);
 }
 
+// The kernel family K instantiated for the policy of weight type t, or
+// nullptr when t has none (or the CPU lacks AVX2).
+struct Rows4 {
+  template <typename P>
+  static constexpr VecDotRowsFn fn = rows4<P>;
+};
+struct Rows4x2 {
+  template <typename P>
+  static constexpr VecDotRows2Fn fn = rows4x2<P>;
+};
+
+template <typename K>
+auto pick(Type t) -> decltype(K::template fn<Q4_0Policy>) {
+  if (!cpu_has_avx2()) return nullptr;
+  switch (t) {
+    case Type::Q4_0:
+      return K::template fn<Q4_0Policy>;
+    case Type::Q4_1:
+      return K::template fn<Q4_1Policy>;
+    case Type::Q8_0:
+      return K::template fn<Q8_0Policy>;
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace
 #endif
 
 VecDotRowsFn best_vec_dot_rows4(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (!cpu_has_avx2()) return nullptr;
-  switch (t) {
-    case Type::Q4_0:
-      return rows4<Q4_0Policy>;
-    case Type::Q4_1:
-      return rows4<Q4_1Policy>;
-    case Type::Q8_0:
-      return rows4<Q8_0Policy>;
-    default:
-      return nullptr;
-  }
+  return pick<Rows4>(t);
 #else
   (void)t;
   return nullptr;
@@ -163,17 +179,7 @@ VecDotRowsFn best_vec_dot_rows4(Type t) {
 
 VecDotRows2Fn best_vec_dot_rows4x2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (!cpu_has_avx2()) return nullptr;
-  switch (t) {
-    case Type::Q4_0:
-      return rows4x2<Q4_0Policy>;
-    case Type::Q4_1:
-      return rows4x2<Q4_1Policy>;
-    case Type::Q8_0:
-      return rows4x2<Q8_0Policy>;
-    default:
-      return nullptr;
-  }
+  return pick<Rows4x2>(t);
 #else
   (void)t;
   return nullptr;
