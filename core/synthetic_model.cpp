@@ -110,6 +110,11 @@ void write_synthetic_model(const std::string& path, const SyntheticModelSpec& s)
   const float in_scale = 1.0f / std::sqrt(static_cast<float>(s.n_embd));
   add("token_embd.weight", {s.n_embd, n_vocab}, s.embd_type, m.matrix(s.n_embd, n_vocab, s.embd_type, 1.0f));
   add_f32("output_norm.weight", m.vector(s.n_embd, 1.0f, 0.1f));
+  if (!s.rope_freqs.empty()) {
+    if (static_cast<int32_t>(s.rope_freqs.size()) != head_dim / 2)
+      throw Error("synthetic model: rope_freqs needs head_dim/2 = " + std::to_string(head_dim / 2) + " values");
+    add_f32("rope_freqs.weight", s.rope_freqs);
+  }
   if (!s.tied_output)
     add("output.weight", {s.n_embd, n_vocab}, s.weight_type, m.matrix(s.n_embd, n_vocab, s.weight_type, in_scale));
   for (int32_t l = 0; l < s.n_layer; ++l) {

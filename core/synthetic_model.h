@@ -5,6 +5,7 @@
 // tokens plus <|endoftext|>), so the files load and run end to end.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/quant_types.h"
 
@@ -22,6 +23,9 @@ struct SyntheticModelSpec {
   quant::Type weight_type = quant::Type::Q4_0;  // layer matrices
   quant::Type embd_type = quant::Type::Q8_0;    // token embedding (and tied head)
   bool tied_output = true;
+  // llama3-style per-pair RoPE frequency divisors ("rope_freqs.weight",
+  // head_dim/2 values); empty: no such tensor.
+  std::vector<float> rope_freqs;
   uint64_t seed = 1;
 };
 

@@ -126,6 +126,44 @@ TEST_P(EngineTest, BadInputsAreErrors) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, EngineTest, testing::Values("llama", "qwen2"));
 
+// llama3 frequency factors: divisors of each pair's angle. All-ones factors
+// must change nothing (bit for bit); other factors must change the output.
+TEST(RopeFreqs, OnesChangeNothingOtherFactorsChangeOutput) {
+  const std::string dir = testing::TempDir() + "tandem_ropefreqs_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  auto run = [&](std::vector<float> freqs, bool* has) {
+    core::SyntheticModelSpec s;
+    s.n_layer = 2;
+    s.n_embd = 128;
+    s.n_ff = 256;
+    s.n_head = 4;
+    s.n_head_kv = 2;
+    s.rope_freqs = std::move(freqs);
+    const std::string p = dir + "/m.gguf";
+    core::write_synthetic_model(p, s);
+    auto f = std::shared_ptr<core::gguf::File>(core::gguf::File::open(p));
+    cpu::EngineOptions eo;
+    eo.kv.n_ctx = 32;
+    cpu::LlamaEngine e(f, {}, eo);
+    *has = e.config().has_rope_freqs;
+    std::vector<float> logits;
+    e.forward(std::vector<int32_t>{72, 101, 108, 108, 111, 33}, 0, 0, false, logits);
+    return logits;
+  };
+  bool has_none = true, has_ones = false, has_llama3 = false;
+  const auto none = run({}, &has_none);
+  const auto ones = run(std::vector<float>(16, 1.0f), &has_ones);
+  std::vector<float> llama3(16);
+  for (int i = 0; i < 16; ++i) llama3[i] = i < 8 ? 1.0f : 8.0f;  // low frequencies slowed down, as llama3 does
+  const auto scaled = run(llama3, &has_llama3);
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(has_none);
+  EXPECT_TRUE(has_ones);
+  EXPECT_TRUE(has_llama3);
+  EXPECT_EQ(none, ones);
+  EXPECT_NE(none, scaled);
+}
+
 TEST(Swiglu, ApproxExpWithinTwoUlpOfLibm) {
   for (float x = -80.0f; x < 80.0f; x += 0.0137f) {
     const float a = cpu::approx_expf(x), b = std::exp(x);
