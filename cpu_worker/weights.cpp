@@ -1,5 +1,6 @@
 #include "cpu_worker/weights.h"
 
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -16,8 +17,17 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
+// Kernels read fp16 scales and f32 values in place: a file written with
+// general.alignment below 4 can leave tensor data unaligned for them.
+void check_aligned(const core::gguf::File& f, const core::gguf::TensorInfo& t) {
+  if (reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0)
+    throw Error(f.path() + ": tensor '" + t.name + "' data at offset " + std::to_string(t.offset) +
+                " is not 4-byte aligned (general.alignment " + std::to_string(f.alignment()) + ")");
+}
+
 Matrix bind_matrix(const core::gguf::File& f, const std::string& name, int64_t cols, int64_t rows) {
   const auto& t = f.tensor(name);
+  check_aligned(f, t);
   if (t.shape.size() != 2 || t.shape[0] != cols || t.shape[1] != rows)
     throw Error(f.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected [" +
                 std::to_string(cols) + ", " + std::to_string(rows) + "]");
@@ -40,6 +50,7 @@ const float* bind_vector(const core::gguf::File& f, const std::string& name, int
     if (required) throw Error(f.path() + ": missing tensor '" + name + "'");
     return nullptr;
   }
+  check_aligned(f, *t);
   if (t->type != quant::Type::F32 || t->n_elements() != n)
     throw Error(f.path() + ": tensor '" + name + "' must be F32 with " + std::to_string(n) + " elements (has " +
                 std::string(quant::type_name(t->type)) + ", " + std::to_string(t->n_elements()) + ")");

@@ -111,6 +111,21 @@ TEST_F(CliErrors, MissingTensor) {
   expect_clean_error(run_command(cli() + " generate -m " + shell_quote(p) + " -p hi -n 1"), "blk.1.ffn_up.weight");
 }
 
+// A file whose alignment lets tensor data start at odd offsets: refused with
+// a message, not read through misaligned pointers.
+TEST_F(CliErrors, MisalignedTensorData) {
+  auto f = core::gguf::File::open(model_);
+  core::gguf::Writer w;
+  w.set_alignment(1);
+  for (const auto& [k, v] : f->metadata()) w.set(k, v);
+  const int8_t one_byte = 0;
+  w.add_tensor("padding.byte", {1}, core::quant::Type::I8, &one_byte, 1);  // shifts every later tensor by one byte
+  for (const auto& t : f->tensors()) w.add_tensor(t.name, t.shape, t.type, t.data, t.size_bytes);
+  const std::string p = dir_ + "/misaligned.gguf";
+  w.write(p);
+  expect_clean_error(run_command(cli() + " generate -m " + shell_quote(p) + " -p hi -n 1"), "not 4-byte aligned");
+}
+
 TEST_F(CliErrors, MissingFileAndBadOptions) {
   expect_clean_error(run_command(cli() + " inspect " + shell_quote(dir_ + "/nope.gguf")), "nope.gguf");
   expect_clean_error(run_command(cli() + " generate -m " + shell_quote(model_) + " -p hi --cache-type-k q9_9"), "q9_9");
