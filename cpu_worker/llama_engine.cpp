@@ -44,10 +44,24 @@ void LlamaEngine::quantize_for(const Matrix& w, const float* x, int64_t n) {
 
 void LlamaEngine::run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0) {
   if (n <= 0) return;
-  if (seq < 0 || seq >= kv_.config().n_seq) throw Error("sequence slot " + std::to_string(seq) + " out of range");
   if (pos0 < 0 || pos0 + n > kv_.config().n_ctx)
     throw Error("context full: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n - 1) +
                 " exceed the context size " + std::to_string(kv_.config().n_ctx));
+  rows_.resize(n);
+  for (int32_t i = 0; i < n; ++i) rows_[i] = {seq, pos0 + i};
+  run_layers(hidden, rows_);
+}
+
+void LlamaEngine::run_layers(float* hidden, std::span<const RowPos> rows) {
+  const int32_t n = static_cast<int32_t>(rows.size());
+  if (n <= 0) return;
+  for (const RowPos& r : rows) {
+    if (r.seq < 0 || r.seq >= kv_.config().n_seq)
+      throw Error("sequence slot " + std::to_string(r.seq) + " out of range (0.." + std::to_string(kv_.config().n_seq - 1) + ")");
+    if (r.pos < 0 || r.pos >= kv_.config().n_ctx)
+      throw Error("context full: position " + std::to_string(r.pos) + " exceeds the context size " +
+                  std::to_string(kv_.config().n_ctx));
+  }
   const int64_t d = cfg_.n_embd;
   xn_.resize(n * d);
   q_.resize(static_cast<size_t>(n) * cfg_.q_dim());
@@ -60,7 +74,7 @@ void LlamaEngine::run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0
   const int32_t half = cfg_.rope_dims / 2;
   cos_.resize(static_cast<size_t>(n) * half);
   sin_.resize(static_cast<size_t>(n) * half);
-  for (int32_t i = 0; i < n; ++i) rope_angles(pos0 + i, cfg_, w_.rope_freqs, &cos_[i * half], &sin_[i * half]);
+  for (int32_t i = 0; i < n; ++i) rope_angles(rows[i].pos, cfg_, w_.rope_freqs, &cos_[i * half], &sin_[i * half]);
 
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     const LayerWeights& L = w_.layers[l];
@@ -80,7 +94,7 @@ void LlamaEngine::run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0
         for (int32_t j = 0; j < cfg_.kv_dim(); ++j) v_[i * cfg_.kv_dim() + j] += L.bv[j];
       }
     }
-    attention(static_cast<int32_t>(l), n, seq, pos0);
+    attention(static_cast<int32_t>(l), rows);
     acts_src_ = nullptr;
     quantize_for(L.wo, attn_.data(), n);
     matmul(L.wo, acts_, proj_.data(), pool_);
@@ -101,7 +115,8 @@ void LlamaEngine::run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0
   }
 }
 
-void LlamaEngine::attention(int32_t l, int32_t n, int32_t seq, int32_t pos0) {
+void LlamaEngine::attention(int32_t l, std::span<const RowPos> rows) {
+  const int32_t n = static_cast<int32_t>(rows.size());
   const int32_t hd = cfg_.head_dim;
   const int32_t q_dim = cfg_.q_dim(), kv_dim = cfg_.kv_dim();
   const int32_t group = cfg_.n_head / cfg_.n_head_kv;
@@ -113,8 +128,8 @@ void LlamaEngine::attention(int32_t l, int32_t n, int32_t seq, int32_t pos0) {
       rope_apply(&q_[i * q_dim + h * hd], &cos_[i * half], &sin_[i * half], cfg_.rope_dims, cfg_.rope_style);
     for (int32_t h = 0; h < cfg_.n_head_kv; ++h)
       rope_apply(&k_[i * kv_dim + h * hd], &cos_[i * half], &sin_[i * half], cfg_.rope_dims, cfg_.rope_style);
-    k_codec_.store(&k_[i * kv_dim], kv_.k_row(l, seq, pos0 + i), kv_dim);
-    v_codec_.store(&v_[i * kv_dim], kv_.v_row(l, seq, pos0 + i), kv_dim);
+    k_codec_.store(&k_[i * kv_dim], kv_.k_row(l, rows[i].seq, rows[i].pos), kv_dim);
+    v_codec_.store(&v_[i * kv_dim], kv_.v_row(l, rows[i].seq, rows[i].pos), kv_dim);
   }
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -128,7 +143,8 @@ void LlamaEngine::attention(int32_t l, int32_t n, int32_t seq, int32_t pos0) {
       const int32_t i = static_cast<int32_t>(task / cfg_.n_head);
       const int32_t h = static_cast<int32_t>(task % cfg_.n_head);
       const int32_t kvh = h / group;  // GQA: `group` query heads share one KV head
-      attend_one(&q_[i * q_dim + h * hd], hd, pos0 + i + 1, scale, k_codec_, kv_.k_row(l, seq, 0) + kvh * khb,
+      const int32_t seq = rows[i].seq;
+      attend_one(&q_[i * q_dim + h * hd], hd, rows[i].pos + 1, scale, k_codec_, kv_.k_row(l, seq, 0) + kvh * khb,
                  k_stride, v_codec_, kv_.v_row(l, seq, 0) + kvh * vhb, v_stride, s, &attn_[i * q_dim + h * hd]);
     }
   });

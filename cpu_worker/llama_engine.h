@@ -19,6 +19,12 @@
 
 namespace tandem::cpu {
 
+// Where one row of a batch belongs: its sequence slot and its position there.
+struct RowPos {
+  int32_t seq = 0;
+  int32_t pos = 0;
+};
+
 struct EngineOptions {
   int threads = 1;
   KvCacheConfig kv;
@@ -42,6 +48,14 @@ class LlamaEngine {
   // 0..pos0+i of that sequence (earlier ones must already be in the cache).
   void run_layers(float* hidden, int32_t n, int32_t seq, int32_t pos0);
 
+  // The same over a batch mixing sequences (continuous batching): row i
+  // belongs to rows[i].seq at rows[i].pos and attends to positions
+  // 0..rows[i].pos of its sequence. Every row's K/V is stored before any row
+  // attends, so rows of one sequence may share a batch in position order.
+  // A row's result never depends on the other rows (same kernels, same
+  // reduction order per output whatever the batch size).
+  void run_layers(float* hidden, std::span<const RowPos> rows);
+
   // logits: [n × n_vocab] from hidden rows [n × n_embd] (final norm + head).
   void head(const float* hidden, int32_t n, float* logits);
 
@@ -51,7 +65,7 @@ class LlamaEngine {
                std::vector<float>& logits);
 
  private:
-  void attention(int32_t layer_local, int32_t n, int32_t seq, int32_t pos0);
+  void attention(int32_t layer_local, std::span<const RowPos> rows);
   void quantize_for(const Matrix& w, const float* x, int64_t n);
 
   std::shared_ptr<const core::gguf::File> file_;
@@ -71,6 +85,7 @@ class LlamaEngine {
   std::vector<float> gate_;   // [n × n_ff]
   std::vector<float> up_;     // [n × n_ff]
   std::vector<float> cos_, sin_;  // [n × rope_dims/2] rotation per token
+  std::vector<RowPos> rows_;      // [n] for the single-sequence overload
   QuantizedActs acts_;
   const float* acts_src_ = nullptr;  // rows acts_ was made from (reused while unchanged)
   KvRowCodec k_codec_, v_codec_;  // how K / V rows are stored, read and dotted

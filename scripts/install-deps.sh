@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-pip unzip
   libtbb-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev
   nlohmann-json3-dev clang libclang-rt-14-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto prometheus-cpp-dev
 )
 
 missing=()

@@ -48,5 +48,7 @@ void register_inspect(CLI::App& app, Action& action);
 void register_tokenize(CLI::App& app, Action& action);
 void register_generate(CLI::App& app, Action& action);
 void register_perplexity(CLI::App& app, Action& action);
+void register_client(CLI::App& app, Action& action);
+void register_serve(CLI::App& app, Action& action);
 
 }  // namespace tandem::cli

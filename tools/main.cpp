@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   register_tokenize(app, action);
   register_generate(app, action);
   register_perplexity(app, action);
+  register_client(app, action);
+  register_serve(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

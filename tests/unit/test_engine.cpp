@@ -89,6 +89,51 @@ TEST_P(EngineTest, SplitShardsEqualWholeModel) {
   EXPECT_THROW(second->embed(ids_, hidden.data()), core::Error);
 }
 
+// Continuous batching: rows of three sequences interleaved in one batch
+// (prompts of different lengths, then decode rows) give each sequence exactly
+// the hidden rows it gets alone. This is the batch invariance the service's
+// concurrent streams rely on.
+TEST_P(EngineTest, MixedSequenceBatchEqualsEachSequenceAlone) {
+  cpu::EngineOptions eo;
+  eo.threads = 2;
+  eo.kv.n_ctx = 64;
+  eo.kv.n_seq = 3;
+  cpu::LlamaEngine mixed(file_, {}, eo), alone(file_, {}, eo);
+  const int32_t d = mixed.config().n_embd;
+  const std::vector<std::vector<int32_t>> seqs = {{72, 101, 108}, {108, 111, 44, 32, 119}, {111}};
+  // Reference: each sequence's rows on its own.
+  std::vector<std::vector<float>> want(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    want[s].resize(seqs[s].size() * d);
+    alone.embed(seqs[s], want[s].data());
+    alone.run_layers(want[s].data(), static_cast<int32_t>(seqs[s].size()), static_cast<int32_t>(s), 0);
+  }
+  // Mixed: rows of all three sequences, interleaved, in one batch.
+  std::vector<cpu::RowPos> rows;
+  std::vector<int32_t> toks;
+  std::vector<std::pair<size_t, size_t>> where;  // (sequence, index)
+  for (size_t i = 0; i < 5; ++i)
+    for (size_t s = 0; s < seqs.size(); ++s)
+      if (i < seqs[s].size()) {
+        rows.push_back({static_cast<int32_t>(s), static_cast<int32_t>(i)});
+        toks.push_back(seqs[s][i]);
+        where.emplace_back(s, i);
+      }
+  std::vector<float> hidden(toks.size() * d);
+  mixed.embed(toks, hidden.data());
+  mixed.run_layers(hidden.data(), rows);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto [s, i] = where[r];
+    for (int32_t j = 0; j < d; ++j)
+      ASSERT_EQ(hidden[r * d + j], want[s][i * d + j]) << "sequence " << s << " position " << i;
+  }
+  // Out-of-range slots and positions are errors, not memory corruption.
+  std::vector<cpu::RowPos> bad = {{3, 0}};
+  EXPECT_THROW(mixed.run_layers(hidden.data(), bad), core::Error);
+  bad = {{0, 64}};
+  EXPECT_THROW(mixed.run_layers(hidden.data(), bad), core::Error);
+}
+
 // Every KV cache type runs; quantized caches stay close to f16.
 TEST_P(EngineTest, KvCacheTypesAgreeWithinQuantizationError) {
   std::vector<float> ref;

@@ -1,0 +1,117 @@
+#pragma once
+// The coordinator's view of the two-stage pipeline:
+//
+//   coordinator --ring 0--> stage 0 --ring 1--> stage 1 --ring 2--> coordinator
+//
+// Each incarnation (generation) gets three fresh shared-memory rings (mode
+// 0600, unique names, unlinked as soon as both workers have mapped them, so
+// nothing is left in /dev/shm whoever dies). A step writes one batch of
+// embedded rows into ring 0 and waits for the logits on ring 2. A worker that
+// stops beating its rings, exits, or stops answering its control plane takes
+// the pipeline down: the step in flight fails at once and the supervisor
+// brings a new incarnation up.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/batch_wire.h"
+#include "core/shm_ring.h"
+#include "tandem/v1/worker.grpc.pb.h"
+
+namespace tandem::services {
+
+struct StagePlan {
+  std::string role;  // "gpu" | "cpu"
+  int32_t layer_begin = 0, layer_end = 0;
+  bool head = false;
+  int32_t threads = 0;  // 0: the worker's default
+};
+
+struct PipelineConfig {
+  std::string model_path;
+  std::string kv_type_k = "f16", kv_type_v = "f16";
+  int32_t context = 4096;
+  int32_t max_sequences = 8;
+  int32_t max_batch_tokens = 512;
+  int32_t n_embd = 0, n_vocab = 0;
+  core::wire::DType wire = core::wire::DType::F32;
+  std::chrono::milliseconds step_timeout{std::chrono::minutes(10)};
+  std::chrono::milliseconds peer_timeout{1000};
+};
+
+// A step failed. pipeline_down: a worker is gone (clients get UNAVAILABLE);
+// otherwise a stage refused the batch (INTERNAL) and the pipeline is fine.
+class StepError : public std::runtime_error {
+ public:
+  StepError(const std::string& what, bool down) : std::runtime_error(what), pipeline_down(down) {}
+  bool pipeline_down;
+};
+
+struct StageStatus {
+  StagePlan plan;
+  std::string address;
+  int64_t pid = 0;
+  std::string device, memory, metrics_url;
+  uint64_t weight_bytes = 0, kv_bytes = 0;
+  bool up = false;
+};
+
+class Pipeline {
+ public:
+  Pipeline(PipelineConfig cfg, std::vector<StagePlan> stages);
+  ~Pipeline();
+
+  const PipelineConfig& config() const { return cfg_; }
+  const std::vector<StagePlan>& stages() const { return plans_; }
+
+  // Called with true when an incarnation comes up, false when it goes down.
+  void on_state_change(std::function<void(bool up, const std::string& why)> cb) { on_state_ = std::move(cb); }
+
+  // Loads the shards (skipped for a worker that still holds them: same pid,
+  // loaded) and connects fresh rings. Throws core::Error saying which worker
+  // failed and why. addresses: control plane of each stage, in stage order.
+  void bring_up(const std::vector<std::string>& addresses);
+  void mark_down(const std::string& why);
+  bool up() const { return up_.load(); }
+
+  // Checks the workers' control planes (attach mode): false + why when one
+  // does not answer, is not loaded, or restarted (pid changed).
+  bool probe(std::string& why);
+
+  // One batch through both stages. meta/hidden: [n] rows, [n × n_embd] f32.
+  // out_meta/logits: the rows that asked for logits, [k × n_vocab]. Throws StepError.
+  void step(uint64_t batch_id, std::span<const core::wire::RowMeta> meta, const float* hidden,
+            std::vector<core::wire::RowMeta>& out_meta, std::vector<float>& logits);
+
+  // Best effort: tells every worker the slot is empty (for their stats).
+  void release_sequence(int32_t seq);
+
+  std::vector<StageStatus> status();
+  void shutdown_workers();  // Shutdown RPC to each (attach mode exit leaves them running: not called there)
+
+ private:
+  struct Rings;
+  bool workers_alive(std::string& why) const;
+
+  PipelineConfig cfg_;
+  std::vector<StagePlan> plans_;
+  std::function<void(bool, const std::string&)> on_state_;
+
+  std::mutex mu_;  // guards stubs_, status_, rings_ swaps
+  std::vector<std::string> addresses_;
+  std::vector<std::unique_ptr<tandem::v1::Worker::Stub>> stubs_;
+  std::vector<StageStatus> status_;
+  std::shared_ptr<Rings> rings_;
+  std::atomic<bool> up_{false};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> heartbeat_stop_{false};
+  std::thread heartbeat_;
+};
+
+}  // namespace tandem::services

@@ -1,0 +1,144 @@
+#include "services/coordinator/supervisor.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace tandem::services {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+Supervisor::Supervisor(Pipeline& pipeline, std::vector<WorkerProcess> workers, std::vector<std::string> addresses,
+                       bool supervise)
+    : pipeline_(pipeline), workers_(std::move(workers)), addresses_(std::move(addresses)), supervise_(supervise) {
+  if (supervise_) {
+    addresses_.clear();
+    for (const auto& w : workers_) addresses_.push_back(w.listen);
+  }
+}
+
+Supervisor::~Supervisor() { stop(); }
+
+std::vector<std::string> Supervisor::addresses() const { return addresses_; }
+
+void Supervisor::start() {
+  // Spawn from the thread that lives as long as the coordinator: children
+  // get SIGTERM (PR_SET_PDEATHSIG) when it dies, so no worker outlives us.
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Supervisor::stop() {
+  if (stop_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Supervisor::spawn(WorkerProcess& w) {
+  if (w.listen.rfind("unix:", 0) == 0) ::unlink(w.listen.c_str() + 5);  // a stale socket of a dead predecessor
+  std::vector<std::string> args = {w.binary, "--listen", w.listen, "--metrics", w.metrics_bind};
+  if (w.threads > 0) {
+    args.push_back("--threads");
+    args.push_back(std::to_string(w.threads));
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "tandem-coordinator: cannot fork the %s worker: %s\n", w.role.c_str(), std::strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);  // the coordinator died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // undo the coordinator's blocked SIGINT/SIGTERM
+    ::execv(argv[0], argv.data());
+    std::fprintf(stderr, "tandem-coordinator: cannot start %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  w.pid = pid;
+  w.started = Clock::now();
+  std::fprintf(stderr, "tandem-coordinator: started %s worker (pid %d)\n", w.role.c_str(), static_cast<int>(pid));
+}
+
+void Supervisor::reap() {
+  for (auto& w : workers_) {
+    if (w.pid <= 0) continue;
+    int status = 0;
+    const pid_t r = ::waitpid(w.pid, &status, WNOHANG);
+    if (r != w.pid) continue;
+    const std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                                : "exited with status " + std::to_string(WEXITSTATUS(status));
+    std::fprintf(stderr, "tandem-coordinator: %s worker (pid %d) %s\n", w.role.c_str(), static_cast<int>(w.pid), how.c_str());
+    w.pid = 0;
+    // Crash loops back off; a worker that ran a minute starts over quickly.
+    if (Clock::now() - w.started > 60s) w.backoff = 500ms;
+    w.next_start = Clock::now() + w.backoff;
+    w.backoff = std::min<std::chrono::milliseconds>(w.backoff * 2, 30s);
+    pipeline_.mark_down(w.role + " worker " + how);
+    if (on_restart_) on_restart_(w.role);
+  }
+}
+
+void Supervisor::loop() {
+  auto next_probe = Clock::now();
+  auto next_attempt = Clock::now();
+  while (!stop_) {
+    if (supervise_) {
+      reap();
+      for (auto& w : workers_)
+        if (w.pid == 0 && Clock::now() >= w.next_start) spawn(w);
+    } else if (pipeline_.up() && Clock::now() >= next_probe) {
+      std::string why;
+      if (!pipeline_.probe(why)) pipeline_.mark_down(why);
+      next_probe = Clock::now() + 500ms;
+    }
+    bool all_running = true;
+    if (supervise_)
+      for (auto& w : workers_) all_running = all_running && w.pid > 0;
+    if (!pipeline_.up() && all_running && Clock::now() >= next_attempt) {
+      try {
+        pipeline_.bring_up(addresses_);
+        std::fprintf(stderr, "tandem-coordinator: pipeline up\n");
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "tandem-coordinator: cannot bring the pipeline up: %s\n", e.what());
+        next_attempt = Clock::now() + 1s;
+      }
+      continue;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  if (supervise_) {
+    for (auto& w : workers_)
+      if (w.pid > 0) ::kill(w.pid, SIGTERM);
+    const auto deadline = Clock::now() + 3s;
+    for (auto& w : workers_) {
+      while (w.pid > 0) {
+        int st;
+        if (::waitpid(w.pid, &st, WNOHANG) == w.pid) {
+          w.pid = 0;
+          break;
+        }
+        if (Clock::now() > deadline) {
+          ::kill(w.pid, SIGKILL);
+          ::waitpid(w.pid, &st, 0);
+          w.pid = 0;
+          break;
+        }
+        std::this_thread::sleep_for(10ms);
+      }
+      if (w.listen.rfind("unix:", 0) == 0) ::unlink(w.listen.c_str() + 5);
+    }
+  }
+}
+
+}  // namespace tandem::services

@@ -1,0 +1,83 @@
+#pragma once
+// Runs real Tandem processes for the integration tests: the coordinator
+// (which starts its two workers) or a lone worker, reading the addresses they
+// print; plus a plain HTTP GET for their /metrics.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tandem/v1/inference.grpc.pb.h"
+
+namespace tandem::test {
+
+std::string build_dir();  // where tandem, tandem-coordinator and the workers are
+
+class Process {
+ public:
+  // Starts argv[0] (a path) with its stdout on a pipe we read lines from and
+  // its stderr in a log file (printed by describe() when a test fails).
+  explicit Process(std::vector<std::string> argv);
+  ~Process();  // SIGTERM, then SIGKILL after 10 s
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Reads stdout until a line containing `needle` (returns it) or the timeout.
+  std::optional<std::string> wait_line(const std::string& needle, std::chrono::milliseconds timeout);
+  bool alive();
+  // SIGTERM and wait; returns the seconds it took to exit (or -1 if it had to be killed).
+  double terminate(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buf_;
+  std::string log_path_;
+};
+
+// A coordinator in supervisor mode on free ports.
+class Service {
+ public:
+  explicit Service(const std::string& model, std::vector<std::string> extra_args);
+  const std::string& addr() const { return addr_; }
+  const std::string& metrics_url() const { return metrics_url_; }
+  Process& process() { return *proc_; }
+  std::shared_ptr<grpc::Channel> channel();
+  std::unique_ptr<tandem::v1::Inference::Stub> stub();
+  // grpc.health.v1 status of the server: "SERVING", "NOT_SERVING" or "UNREACHABLE".
+  std::string health();
+  bool wait_serving(std::chrono::milliseconds timeout);
+
+ private:
+  std::unique_ptr<Process> proc_;
+  std::string addr_, metrics_url_;
+};
+
+// GET http://127.0.0.1:PORT/metrics body ("" on failure).
+std::string http_get(const std::string& url);
+// The value of one sample line "name{labels} value" (exact series text), or nullopt.
+std::optional<double> metric(const std::string& body, const std::string& series);
+
+struct StreamResult {
+  grpc::Status status;
+  std::vector<int32_t> ids;
+  std::string text;
+  tandem::v1::FinalInfo final_info;
+  std::vector<tandem::v1::GeneratedToken> tokens;
+};
+
+tandem::v1::GenerateRequest greedy_request(const std::string& prompt, int max_tokens);
+StreamResult generate(tandem::v1::Inference::Stub& stub, const tandem::v1::GenerateRequest& req,
+                      std::chrono::milliseconds deadline = std::chrono::minutes(5));
+
+// Greedy token ids from the single-process engine (`tandem generate --json`).
+std::vector<int32_t> reference_ids(const std::string& model, const std::string& prompt, int max_tokens, int ctx);
+
+}  // namespace tandem::test
