@@ -25,8 +25,11 @@ build: deps
 model:
 	@bash scripts/fetch-model.sh >/dev/null
 
+# The whole service (coordinator + GPU worker + CPU worker), one chat request
+# through gRPC, then serving until Ctrl-C. TANDEM_ADDR / TANDEM_METRICS /
+# GPU_LAYERS override the defaults (127.0.0.1:50051, 127.0.0.1:9400, 10).
 run: build model
-	@$(BUILD)/tandem generate -m "$(MODEL)" --chat -n 128 -p "$(PROMPT)"
+	@bash scripts/run-service.sh "$(BUILD)" "$(MODEL)" "$(PROMPT)"
 
 # Every test: the Release build, then the same suite under ASan + UBSan
 # (without the perplexity runs, which only repeat the forward pass the greedy

@@ -10,6 +10,12 @@ echo "== kernels (matrix-vector, 4096x4096) =="
 echo
 echo "== end to end =="
 python3 "$(dirname "$0")/bench_e2e.py" --tandem "$build/tandem" --model "$model"
+echo
+echo "== shared-memory hop =="
+"$build/tandem_bench_shm_hop" 20000 8192
+echo
+echo "== split service vs single process (decode) =="
+python3 "$(dirname "$0")/bench_pipeline.py" --build "$build" --model "$model" --threads 1
 if [ "${BENCH_PPL:-0}" = "1" ]; then
   echo
   echo "== perplexity (full text) =="

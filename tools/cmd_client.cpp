@@ -34,6 +34,7 @@ struct ClientOptions {
   long long seed = -1;
   std::vector<std::string> stop;
   int logprobs = 0;
+  bool ignore_eos = false;
   double timeout_s = 0;   // RPC deadline (0: none)
   double wait_s = 0;      // health: keep asking this long for SERVING
   std::string service;    // health: which service ("" = server)
@@ -68,6 +69,7 @@ pb::GenerationOptions options_of(const ClientOptions& o) {
   g.set_max_tokens(o.max_tokens);
   for (const auto& s : o.stop) g.add_stop(s);
   g.set_logprobs(o.logprobs);
+  g.set_ignore_eos(o.ignore_eos);
   if (o.temperature_set) g.mutable_sampling()->set_temperature(o.temperature);
   if (o.top_k >= 0) g.mutable_sampling()->set_top_k(o.top_k);
   if (o.seed >= 0) g.mutable_sampling()->set_seed(static_cast<uint64_t>(o.seed));
@@ -222,6 +224,7 @@ void add_generation(CLI::App& cmd, ClientOptions& o) {
   cmd.add_option("-s,--seed", o.seed, "random seed");
   cmd.add_option("--stop", o.stop, "stop string (repeatable)");
   cmd.add_option("--logprobs", o.logprobs, "return the n best alternatives per token (0..20)");
+  cmd.add_flag("--ignore-eos", o.ignore_eos, "keep generating past end-of-generation tokens");
 }
 
 }  // namespace
