@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/quant_blocks.h"
+#include "core/quant_dequant.h"
 #include "core/quant_reference.h"
 
 // See quant_ref_legacy.cpp: FMA contraction would break bit-exactness.
@@ -282,143 +283,15 @@ void pack_k4_scales(const float* scales, const float* mins, float max_scale, flo
 // =============================================================================
 // Dequantization (dequantize_row_*).
 
-void to_float_q2_K(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ2_K*>(src);
-  const int64_t nb = n / QK_K;
-  float* y = dst;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    const float min = fp16_to_fp32(x[i].dmin);
-    const uint8_t* q = x[i].qs;
-    int is = 0;
-    for (int half = 0; half < QK_K; half += 128) {
-      int shift = 0;
-      for (int j = 0; j < 4; ++j) {
-        uint8_t sc = x[i].scales[is++];
-        float dl = d * (sc & 0xF);
-        float ml = min * (sc >> 4);
-        for (int l = 0; l < 16; ++l) *y++ = dl * static_cast<int8_t>((q[l] >> shift) & 3) - ml;
-        sc = x[i].scales[is++];
-        dl = d * (sc & 0xF);
-        ml = min * (sc >> 4);
-        for (int l = 0; l < 16; ++l) *y++ = dl * static_cast<int8_t>((q[l + 16] >> shift) & 3) - ml;
-        shift += 2;
-      }
-      q += 32;
-    }
-  }
-}
+void to_float_q2_K(const void* src, float* dst, int64_t n) { dequant_row<BlockQ2_K>(src, dst, n); }
 
-void to_float_q3_K(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ3_K*>(src);
-  const int64_t nb = n / QK_K;
-  float* y = dst;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d_all = fp16_to_fp32(x[i].d);
-    int8_t scales[16];
-    unpack_q3_k_scales(x[i].scales, scales);  // already minus 32
-    const uint8_t* q = x[i].qs;
-    const uint8_t* hm = x[i].hmask;
-    uint8_t m = 1;
-    int is = 0;
-    for (int half = 0; half < QK_K; half += 128) {
-      int shift = 0;
-      for (int j = 0; j < 4; ++j) {
-        float dl = d_all * scales[is++];
-        for (int l = 0; l < 16; ++l) *y++ = dl * (static_cast<int8_t>((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
-        dl = d_all * scales[is++];
-        for (int l = 0; l < 16; ++l)
-          *y++ = dl * (static_cast<int8_t>((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
-        shift += 2;
-        m = static_cast<uint8_t>(m << 1);
-      }
-      q += 32;
-    }
-  }
-}
+void to_float_q3_K(const void* src, float* dst, int64_t n) { dequant_row<BlockQ3_K>(src, dst, n); }
 
-void to_float_q4_K(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ4_K*>(src);
-  const int64_t nb = n / QK_K;
-  float* y = dst;
-  for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* q = x[i].qs;
-    const float d = fp16_to_fp32(x[i].d);
-    const float min = fp16_to_fp32(x[i].dmin);
-    int is = 0;
-    uint8_t sc, m;
-    for (int j = 0; j < QK_K; j += 64) {
-      get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
-      const float d1 = d * sc;
-      const float m1 = min * m;
-      get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
-      const float d2 = d * sc;
-      const float m2 = min * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-      q += 32;
-      is += 2;
-    }
-  }
-}
+void to_float_q4_K(const void* src, float* dst, int64_t n) { dequant_row<BlockQ4_K>(src, dst, n); }
 
-void to_float_q5_K(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ5_K*>(src);
-  const int64_t nb = n / QK_K;
-  float* y = dst;
-  for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* ql = x[i].qs;
-    const uint8_t* qh = x[i].qh;
-    const float d = fp16_to_fp32(x[i].d);
-    const float min = fp16_to_fp32(x[i].dmin);
-    int is = 0;
-    uint8_t sc, m;
-    uint8_t u1 = 1, u2 = 2;
-    for (int j = 0; j < QK_K; j += 64) {
-      get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
-      const float d1 = d * sc;
-      const float m1 = min * m;
-      get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
-      const float d2 = d * sc;
-      const float m2 = min * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-      ql += 32;
-      is += 2;
-      u1 = static_cast<uint8_t>(u1 << 2);
-      u2 = static_cast<uint8_t>(u2 << 2);
-    }
-  }
-}
+void to_float_q5_K(const void* src, float* dst, int64_t n) { dequant_row<BlockQ5_K>(src, dst, n); }
 
-void to_float_q6_K(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ6_K*>(src);
-  const int64_t nb = n / QK_K;
-  float* y = dst;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    const uint8_t* ql = x[i].ql;
-    const uint8_t* qh = x[i].qh;
-    const int8_t* sc = x[i].scales;
-    for (int half = 0; half < QK_K; half += 128) {
-      for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int8_t q1 = static_cast<int8_t>(((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
-        const int8_t q2 = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-        const int8_t q3 = static_cast<int8_t>(((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-        const int8_t q4 = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-        y[l + 0] = d * sc[is + 0] * q1;
-        y[l + 32] = d * sc[is + 2] * q2;
-        y[l + 64] = d * sc[is + 4] * q3;
-        y[l + 96] = d * sc[is + 6] * q4;
-      }
-      y += 128;
-      ql += 64;
-      qh += 32;
-      sc += 8;
-    }
-  }
-}
+void to_float_q6_K(const void* src, float* dst, int64_t n) { dequant_row<BlockQ6_K>(src, dst, n); }
 
 void to_float_q8_K(const void* src, float* dst, int64_t n) {
   const auto* x = static_cast<const BlockQ8_K*>(src);

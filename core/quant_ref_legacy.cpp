@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/quant_blocks.h"
+#include "core/quant_dequant.h"
 #include "core/quant_reference.h"
 
 // A fused multiply-add rounds once where ggml rounds twice (e.g. Q4_1's
@@ -91,78 +92,15 @@ void from_float_bf16(const float* src, void* dst, int64_t n) {
 // =============================================================================
 // Dequantization (dequantize_row_*).
 
-void to_float_q4_0(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ4_0*>(src);
-  const int64_t nb = n / QK4_0;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    for (int j = 0; j < QK4_0 / 2; ++j) {
-      const int x0 = (x[i].qs[j] & 0x0F) - 8;
-      const int x1 = (x[i].qs[j] >> 4) - 8;
-      dst[i * QK4_0 + j] = x0 * d;
-      dst[i * QK4_0 + j + QK4_0 / 2] = x1 * d;
-    }
-  }
-}
+void to_float_q4_0(const void* src, float* dst, int64_t n) { dequant_row<BlockQ4_0>(src, dst, n); }
 
-void to_float_q4_1(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ4_1*>(src);
-  const int64_t nb = n / QK4_1;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    const float m = fp16_to_fp32(x[i].m);
-    for (int j = 0; j < QK4_1 / 2; ++j) {
-      const int x0 = x[i].qs[j] & 0x0F;
-      const int x1 = x[i].qs[j] >> 4;
-      dst[i * QK4_1 + j] = x0 * d + m;
-      dst[i * QK4_1 + j + QK4_1 / 2] = x1 * d + m;
-    }
-  }
-}
+void to_float_q4_1(const void* src, float* dst, int64_t n) { dequant_row<BlockQ4_1>(src, dst, n); }
 
-void to_float_q5_0(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ5_0*>(src);
-  const int64_t nb = n / QK5_0;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    const uint32_t qh = q5_high_bits(x[i].qh);
-    for (int j = 0; j < QK5_0 / 2; ++j) {
-      const uint8_t xh_0 = static_cast<uint8_t>(((qh >> j) << 4) & 0x10);
-      const uint8_t xh_1 = static_cast<uint8_t>((qh >> (j + 12)) & 0x10);
-      const int32_t x0 = ((x[i].qs[j] & 0x0F) | xh_0) - 16;
-      const int32_t x1 = ((x[i].qs[j] >> 4) | xh_1) - 16;
-      dst[i * QK5_0 + j] = x0 * d;
-      dst[i * QK5_0 + j + QK5_0 / 2] = x1 * d;
-    }
-  }
-}
+void to_float_q5_0(const void* src, float* dst, int64_t n) { dequant_row<BlockQ5_0>(src, dst, n); }
 
-void to_float_q5_1(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ5_1*>(src);
-  const int64_t nb = n / QK5_1;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    const float m = fp16_to_fp32(x[i].m);
-    const uint32_t qh = q5_high_bits(x[i].qh);
-    for (int j = 0; j < QK5_1 / 2; ++j) {
-      const uint8_t xh_0 = static_cast<uint8_t>(((qh >> j) << 4) & 0x10);
-      const uint8_t xh_1 = static_cast<uint8_t>((qh >> (j + 12)) & 0x10);
-      const int x0 = (x[i].qs[j] & 0x0F) | xh_0;
-      const int x1 = (x[i].qs[j] >> 4) | xh_1;
-      dst[i * QK5_1 + j] = x0 * d + m;
-      dst[i * QK5_1 + j + QK5_1 / 2] = x1 * d + m;
-    }
-  }
-}
+void to_float_q5_1(const void* src, float* dst, int64_t n) { dequant_row<BlockQ5_1>(src, dst, n); }
 
-void to_float_q8_0(const void* src, float* dst, int64_t n) {
-  const auto* x = static_cast<const BlockQ8_0*>(src);
-  const int64_t nb = n / QK8_0;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d);
-    for (int j = 0; j < QK8_0; ++j) dst[i * QK8_0 + j] = x[i].qs[j] * d;
-  }
-}
+void to_float_q8_0(const void* src, float* dst, int64_t n) { dequant_row<BlockQ8_0>(src, dst, n); }
 
 void to_float_q8_1(const void* src, float* dst, int64_t n) {
   const auto* x = static_cast<const BlockQ8_1*>(src);

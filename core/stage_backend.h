@@ -21,6 +21,7 @@ struct StageMemory {
   std::string memory;         // where weights and KV live: "ram" | "vram"
   uint64_t weight_bytes = 0;  // tensor bytes of the shard
   uint64_t kv_bytes = 0;      // KV cache bytes reserved
+  uint64_t scratch_bytes = 0; // activations and workspace (device backends)
 };
 
 class StageBackend {

@@ -73,7 +73,7 @@ struct WorkerMetrics {
         resident(prometheus::BuildGauge()
                      .Name("tandem_worker_memory_bytes")
                      .Help("Memory this worker holds: kind=weights_resident (pages of the model this process has "
-                           "touched in RAM, or bytes uploaded to VRAM), kind=kv_reserved (the KV cache allocation)")
+                           "touched in RAM, or bytes uploaded to VRAM), kind=kv_reserved (the KV cache allocation), kind=scratch (device activations and workspace)")
                      .Labels({{"worker", role}})
                      .Register(r)),
         layers(prometheus::BuildGauge()
@@ -272,6 +272,8 @@ class Worker final : public pb::Worker::Service {
     weight_resident_ = memory_.memory == "vram" ? memory_.weight_bytes : ram_weights;
     m_.resident.Add({{"kind", "weights_resident"}, {"memory", memory_.memory}}).Set(static_cast<double>(weight_resident_));
     m_.resident.Add({{"kind", "kv_reserved"}, {"memory", memory_.memory}}).Set(static_cast<double>(memory_.kv_bytes));
+    if (memory_.scratch_bytes > 0)
+      m_.resident.Add({{"kind", "scratch"}, {"memory", memory_.memory}}).Set(static_cast<double>(memory_.scratch_bytes));
     if (memory_.memory == "vram")
       m_.resident.Add({{"kind", "weights_resident"}, {"memory", "ram"}}).Set(static_cast<double>(ram_weights));
   }
