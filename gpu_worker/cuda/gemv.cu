@@ -1,11 +1,10 @@
 // Quantized GEMV and f16 row dequantization on the device (see gemv.h).
 //
-// Build note: compile this file with `-fmad=false`. The dequantizers of
-// core/quant_dequant.h compute expressions such as `dl * q - ml`; nvcc would
-// otherwise contract them into fused multiply-adds, which round differently
-// from the host reference (compiled with contraction off) and break
-// dequant_rows_f16's bit-exactness with to_float. The dot products below use
-// __fmaf_rn explicitly, so they stay fused (fast) under -fmad=false.
+// Rounding: the dequantizers of core/quant_dequant.h write their multiply-adds
+// with explicit rounding on the device (__fmul_rn/__fadd_rn), so nvcc's default
+// FMA contraction cannot change a dequantized value and dequant_rows_f16 stays
+// bit-exact with the host to_float. The dot products below use __fmaf_rn on
+// purpose (fused, fast). Build with fast-math off.
 //
 // gemv kernel layout (one CTA = kWarps warps = a group of R consecutive rows):
 //  * A row is cut into tiles of 32 chunks (a chunk = 16 values, the unit of
@@ -29,7 +28,7 @@
 //    traffic: for 1-2 tokens x of the chunk is held in registers and the R
 //    (8) rows are dequantized one after the other; for 3-8 tokens the R (4)
 //    rows' chunks are held in registers and x is streamed one float4 at a time.
-//  * Accumulation in f32 registers (acc[R][T], T = tokens as a template
+//  * Accumulation in f32 registers (acc[R][T], T = 1, 2, 4 or 8 tokens as a template
 //    parameter), warp reduction with __shfl_xor_sync, then the kWarps partial
 //    sums of each (row, token) are added in a fixed order through shared
 //    memory: results are deterministic.
