@@ -10,6 +10,10 @@
 #                                         DIR with the shared libraries the binaries need (to carry
 #                                         to a GPU machine that lacks the deps)
 #   scripts/gpu-check.sh --prebuilt DIR   on the GPU machine: run what --prepare built
+#
+# With the lent H200 (no Debian packages there): `scripts/gpu-check.sh --prepare
+# build-gpu` here (14 MB), then run `scripts/gpu-check.sh --prebuilt build-gpu/carry`
+# there with build-gpu/carry in the run's carry list.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=build
@@ -56,7 +60,7 @@ if [ "$mode" = build ]; then
 else
   tests="$dir/tandem_gpu_tests"
   bench="$dir/tandem_bench_gpu_gemv"
-  export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$dir/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
 log=$(mktemp)
