@@ -108,26 +108,27 @@ TANDEM_HD inline void dequant_chunk(const BlockQ3_K& b, int c, float out[16]) {
 
 // Q4_K / Q5_K: chunk c = group g of 64 (c / 4), then low or high nibbles
 // ((c % 4) / 2, scale 2g or 2g + 1) of the 16 bytes qs[32g + 16(c % 2) ..].
-TANDEM_HD inline void dequant_chunk(const BlockQ4_K& b, int c, float out[16]) {
-  const float d = fp16_to_fp32(b.d);
-  const float min = fp16_to_fp32(b.dmin);
-  const int g = c / 4, hi = (c % 4) / 2, sub = c % 2;
+// Scale and min of sub-block j (0..7) of a Q4_K/Q5_K block: d * sc, dmin * m.
+template <typename B>
+TANDEM_HD inline void k4_scale_min(const B& b, int j, float* dl, float* ml) {
   uint8_t sc, m;
-  get_scale_min_k4(2 * g + hi, b.scales, &sc, &m);
-  const float dl = d * sc;
-  const float ml = min * m;
+  get_scale_min_k4(j, b.scales, &sc, &m);
+  *dl = fp16_to_fp32(b.d) * sc;
+  *ml = fp16_to_fp32(b.dmin) * m;
+}
+
+TANDEM_HD inline void dequant_chunk(const BlockQ4_K& b, int c, float out[16]) {
+  const int g = c / 4, hi = (c % 4) / 2, sub = c % 2;
+  float dl, ml;
+  k4_scale_min(b, 2 * g + hi, &dl, &ml);
   const uint8_t* q = b.qs + 32 * g + 16 * sub;
   for (int l = 0; l < 16; ++l) out[l] = mul_sub(dl, static_cast<float>(hi ? (q[l] >> 4) : (q[l] & 0xF)), ml);
 }
 
 TANDEM_HD inline void dequant_chunk(const BlockQ5_K& b, int c, float out[16]) {
-  const float d = fp16_to_fp32(b.d);
-  const float min = fp16_to_fp32(b.dmin);
   const int g = c / 4, hi = (c % 4) / 2, sub = c % 2;
-  uint8_t sc, m;
-  get_scale_min_k4(2 * g + hi, b.scales, &sc, &m);
-  const float dl = d * sc;
-  const float ml = min * m;
+  float dl, ml;
+  k4_scale_min(b, 2 * g + hi, &dl, &ml);
   const uint8_t* ql = b.qs + 32 * g + 16 * sub;
   const uint8_t* qh = b.qh + 16 * sub;
   const uint8_t u = static_cast<uint8_t>((hi ? 2u : 1u) << (2 * g));

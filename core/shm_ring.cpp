@@ -335,6 +335,15 @@ Ring Ring::open(const std::string& name) {
   return ring;
 }
 
+namespace {
+// More slots filled than exist: a peer wrote nonsense into the indices.
+void check_fill(const std::string& name, uint32_t head, uint32_t tail, uint32_t slots) {
+  if (head - tail > slots)
+    throw Error(quoted(name) + ": corrupt indices (head " + std::to_string(head) + ", tail " + std::to_string(tail) +
+                ", " + std::to_string(slots) + " slots)");
+}
+}  // namespace
+
 void Ring::unlink() noexcept {
   if (unlinked_ || !base_) return;
   unlinked_ = true;
@@ -351,9 +360,7 @@ std::span<uint8_t> Ring::acquire(const WaitOptions& w) {
   // our overwrite.
   const uint32_t tail = wait_for(
       *this, h.tail, [&](uint32_t t) { return head - t != slots_; }, Side::Consumer, w, "a free slot");
-  if (head - tail > slots_)
-    throw Error(quoted(name_) + ": corrupt indices (head " + std::to_string(head) + ", tail " + std::to_string(tail) +
-                ", " + std::to_string(slots_) + " slots)");
+  check_fill(name_, head, tail, slots_);
   acquired_ = true;
   return {slot_at(produced_) + sizeof(SlotHeader), capacity_};
 }
@@ -381,9 +388,7 @@ std::span<const uint8_t> Ring::peek(const WaitOptions& w) {
   // Acquire load of head: the producer's slot writes are visible after it.
   const uint32_t head = wait_for(
       *this, h.head, [&](uint32_t hd) { return hd != tail; }, Side::Producer, w, "a filled slot");
-  if (head - tail > slots_)
-    throw Error(quoted(name_) + ": corrupt indices (head " + std::to_string(head) + ", tail " + std::to_string(tail) +
-                ", " + std::to_string(slots_) + " slots)");
+  check_fill(name_, head, tail, slots_);
   const uint8_t* slot = slot_at(consumed_);
   // Each field is read once: a confused producer could rewrite the slot, and
   // a length checked then re-read could differ from the one used.

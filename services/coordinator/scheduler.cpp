@@ -279,10 +279,15 @@ void Scheduler::loop() {
     if (meta_.empty()) continue;
 
     hidden_.resize(tokens_.size() * static_cast<size_t>(n_embd_));
-    embedder_.embed(tokens_, hidden_.data());
     const auto t0 = Clock::now();
     try {
+      embedder_.embed(tokens_, hidden_.data());  // throws only on a token outside the vocabulary
       pipeline_.step(++batch_id_, meta_, hidden_.data(), out_meta_, logits_);
+    } catch (const core::Error& e) {
+      std::fprintf(stderr, "tandem-coordinator: batch %llu refused: %s\n", static_cast<unsigned long long>(batch_id_), e.what());
+      for (auto& p : parts)
+        if (p.r->slot >= 0) finish(*p.r, {grpc::StatusCode::INTERNAL, e.what()}, pb::FINISH_REASON_UNSPECIFIED, "internal");
+      continue;
     } catch (const StepError& e) {
       std::fprintf(stderr, "tandem-coordinator: step %llu failed: %s\n", static_cast<unsigned long long>(batch_id_), e.what());
       if (e.pipeline_down) {
