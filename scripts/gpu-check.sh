@@ -11,9 +11,16 @@
 #                                         to a GPU machine that lacks the deps)
 #   scripts/gpu-check.sh --prebuilt DIR   on the GPU machine: run what --prepare built
 #
-# With the lent H200 (no Debian packages there): `scripts/gpu-check.sh --prepare
-# build-gpu` here (14 MB), then run `scripts/gpu-check.sh --prebuilt build-gpu/carry`
-# there with build-gpu/carry in the run's carry list.
+# With the lent H200 (no Debian packages there, no network, 64 MiB carried per
+# call): `scripts/gpu-check.sh --prepare build-gpu` here. It builds the carry
+# (14 MB) and, when SmolLM2 is in the model cache, splits it into
+# build-gpu/model/a and build-gpu/model/b (47 MB each). Then, back to back so the
+# machine stays warm (files carried earlier stay there):
+#   run 1: carry [build-gpu/model/a], command `true`
+#   run 2: carry [build-gpu/carry, build-gpu/model/b],
+#          command `scripts/gpu-check.sh --prebuilt build-gpu/carry`
+# --prebuilt joins the parts back into the model cache and checks the sha256
+# recorded by --prepare; without them the SmolLM2 test skips, saying why.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=build
@@ -41,6 +48,15 @@ if [ "$mode" = prepare ]; then
       xargs -r -I{} cp -L {} "$dir/carry/lib/"
   done
   du -sh "$dir/carry"
+  model="$HOME/.cache/tandem/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+  if [ -f "$model" ]; then
+    rm -rf "$dir/model" && mkdir -p "$dir/model"
+    half=$(( ($(stat -c %s "$model") + 1) / 2 ))
+    head -c "$half" "$model" >"$dir/model/a"
+    tail -c +"$((half + 1))" "$model" >"$dir/model/b"
+    sha256sum "$model" | cut -d' ' -f1 >"$dir/carry/model.sha256"
+    echo "gpu-check: model split into $dir/model/a and $dir/model/b (carry them in two runs, see the header)"
+  fi
   echo "gpu-check: carry $dir/carry and run: scripts/gpu-check.sh --prebuilt $dir/carry"
   exit 0
 fi
@@ -61,10 +77,20 @@ else
   tests="$dir/tandem_gpu_tests"
   bench="$dir/tandem_bench_gpu_gemv"
   export LD_LIBRARY_PATH="$dir/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  parts="$dir/../model"
+  if [ -f "$parts/a" ] && [ -f "$parts/b" ] && [ -f "$dir/model.sha256" ]; then
+    models="$HOME/.cache/tandem/models"
+    mkdir -p "$models"
+    cat "$parts/a" "$parts/b" >"$models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [ "$(sha256sum "$models/SmolLM2-135M-Instruct.Q4_1.gguf" | cut -d' ' -f1)" != "$(cat "$dir/model.sha256")" ]; then
+      echo "gpu-check: the joined model's sha256 differs from the one --prepare recorded; SmolLM2 test will skip" >&2
+      rm -f "$models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    fi
+  fi
 fi
 
 log=$(mktemp)
-timeout 300 "$tests" --gtest_color=no 2>&1 | tee "$log" | grep -E '^\[ +(FAILED|SKIPPED) +\]|cuda e2e|Failure' || true
+timeout 300 "$tests" --gtest_color=no 2>&1 | tee "$log" | grep -E '^\[ +(FAILED|SKIPPED) +\]|cuda e2e|cuda graphs|Failure' || true
 passed=$(grep -cE '^\[ +OK +\]' "$log")
 failed=$(grep -cE '^\[ +FAILED +\] [A-Za-z]' "$log")
 skipped=$(grep -cE '^\[ +SKIPPED +\] [A-Za-z]' "$log")
@@ -74,6 +100,7 @@ echo
 echo "== gpu-check: $gpu (sm_$arch), $(date -u +%Y-%m-%d) =="
 printf '%-28s %s\n' "gpu tests passed" "$passed" "gpu tests failed" "$failed" "gpu tests skipped" "$skipped"
 grep 'cuda e2e' "$log" | sed 's/^\[ cuda e2e \] /greedy vs CPU: /'
+grep 'cuda graphs' "$log" | sed 's/^\[ cuda graphs \] /graphs: /'
 echo
 echo "$bench_out"
 echo

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 #include "gpu_worker/cuda/convert.h"
@@ -107,10 +108,13 @@ CudaStage::CudaStage(std::shared_ptr<const core::gguf::File> file, cpu::ShardSpe
   }
   host_seq_.resize(B);
   host_pos_.resize(B);
+  graphs_ = opt.graphs;
   TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 CudaStage::~CudaStage() {
+  for (cudaGraphExec_t g : graph_)
+    if (g) cudaGraphExecDestroy(g);
   if (cublas_) cublas_api().destroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -223,6 +227,43 @@ void CudaStage::run_layers(float* hidden, std::span<const core::StageRow> rows) 
   upload_rows(rows);
   const int64_t d = cfg_.n_embd;
   TANDEM_CUDA_CHECK(cudaMemcpyAsync(x_, hidden, n * d * 4, cudaMemcpyHostToDevice, stream_));
+  if (!(graphs_ && n <= kGemvMaxTokens && launch_graph(n))) enqueue_layers(n);
+  TANDEM_CUDA_CHECK(cudaMemcpyAsync(hidden, x_, n * d * 4, cudaMemcpyDeviceToHost, stream_));
+  TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+bool CudaStage::launch_graph(int n) {
+  if (!graph_[n]) {
+    cudaGraph_t g = nullptr;
+    TANDEM_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue_layers(n);
+    } catch (const std::exception& e) {
+      cudaStreamEndCapture(stream_, &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      std::fprintf(stderr, "tandem: CUDA graph capture failed (%s); running decode without graphs\n", e.what());
+      graphs_ = false;
+      return false;
+    }
+    TANDEM_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+    const cudaError_t e = cudaGraphInstantiate(&graph_[n], g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      graph_[n] = nullptr;
+      std::fprintf(stderr, "tandem: CUDA graph instantiation failed (%s); running decode without graphs\n",
+                   cudaGetErrorString(e));
+      graphs_ = false;
+      return false;
+    }
+  }
+  TANDEM_CUDA_CHECK(cudaGraphLaunch(graph_[n], stream_));
+  return true;
+}
+
+void CudaStage::enqueue_layers(int n) {
+  const int64_t d = cfg_.n_embd;
   const bool neox = cfg_.rope_style == core::RopeStyle::Neox;
   const float scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
   for (const Layer& L : layers_) {
@@ -255,8 +296,6 @@ void CudaStage::run_layers(float* hidden, std::span<const core::StageRow> rows) 
     matmul(L.w_down, gate_, proj_, n);
     add_inplace(x_, proj_, n * d, stream_);
   }
-  TANDEM_CUDA_CHECK(cudaMemcpyAsync(hidden, x_, n * d * 4, cudaMemcpyDeviceToHost, stream_));
-  TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaStage::head(const float* hidden, int32_t n, float* logits) {

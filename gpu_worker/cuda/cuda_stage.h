@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "cpu_worker/weights.h"
 #include "gpu_worker/cuda/device_matrix.h"
 #include "gpu_worker/cuda/device_memory.h"
+#include "gpu_worker/cuda/gemv.h"
 #include "gpu_worker/cuda/ops.h"
 
 namespace tandem::gpu {
@@ -30,6 +32,11 @@ struct CudaStageOptions {
   int32_t n_ctx = 4096;
   int32_t n_seq = 1;
   int32_t max_batch_tokens = 512;
+  // Replay decode-sized batches (<= kGemvMaxTokens rows) as CUDA graphs: one
+  // launch instead of ~15 per layer. Every kernel's launch shape depends only
+  // on the row count (positions are read from device memory), so one graph
+  // per row count serves every step.
+  bool graphs = true;
 };
 
 class CudaStage final : public core::StageBackend {
@@ -63,6 +70,11 @@ class CudaStage final : public core::StageBackend {
   const float* upload_floats(const float* host, size_t n);
   void matmul(const DeviceMatrix& w, const float* x, float* y, int n);
   void upload_rows(std::span<const core::StageRow> rows);
+  // Enqueues every layer for n rows already in x_, seq_ and pos_.
+  void enqueue_layers(int n);
+  // Runs enqueue_layers(n) through the graph cached for n, capturing it on
+  // first use; false (graphs then off for this stage) if capture fails.
+  bool launch_graph(int n);
 
   std::shared_ptr<const core::gguf::File> file_;
   core::ModelConfig cfg_;
@@ -97,6 +109,8 @@ class CudaStage final : public core::StageBackend {
   int64_t tile_rows_ = 0;
   int64_t max_cols_ = 0;
   std::vector<int32_t> host_seq_, host_pos_;  // [B] staging
+  bool graphs_ = false;
+  std::array<cudaGraphExec_t, kGemvMaxTokens + 1> graph_{};  // [row count] -> instantiated decode graph
 };
 
 }  // namespace tandem::gpu

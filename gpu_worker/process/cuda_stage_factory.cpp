@@ -1,5 +1,8 @@
 #include "gpu_worker/process/cuda_stage_factory.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "gpu_worker/cuda/cuda_stage.h"
 #include "services/worker/cpu_stage_factory.h"
 
@@ -14,6 +17,9 @@ services::StageFactory cuda_stage_factory(int device) {
     o.n_ctx = s.context;
     o.n_seq = s.max_sequences;
     o.max_batch_tokens = s.max_batch_tokens;
+    // TANDEM_CUDA_GRAPHS=0 turns decode graphs off (for comparisons).
+    const char* graphs = std::getenv("TANDEM_CUDA_GRAPHS");
+    o.graphs = !(graphs && std::string(graphs) == "0");
     cpu::ShardSpec spec{s.layer_begin, s.layer_end, s.embedding, s.head};
     return std::unique_ptr<core::StageBackend>(std::make_unique<CudaStage>(std::move(file), spec, o));
   };
