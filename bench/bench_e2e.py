@@ -3,8 +3,10 @@
 llama-cpp-python is importable, of llama.cpp on the same file, prompt, thread
 count and greedy decoding. Prints a table and writes bench_e2e.json.
 
-Method (both engines): a fixed prompt of about 128 tokens is prefilled in one
-batch; then 128 tokens are decoded one at a time (end-of-generation ignored).
+Method (both engines): a fixed prompt (about 128 tokens on SmolLM2; cut to
+--prompt-chars characters for the byte-level synthetic models, one token per
+character) is prefilled in one batch; then --n-gen tokens are decoded one at a
+time (end-of-generation ignored).
 prefill tok/s = prompt tokens / prefill seconds; decode tok/s = decoded tokens
 / decode seconds. Each configuration runs `--repeat` times; the best run counts.
 """
@@ -26,7 +28,7 @@ N_GEN = 128
 
 def run_tandem(binary, model, threads):
     cmd = [binary, "generate", "-m", model, "-p", PROMPT, "-n", str(N_GEN), "--temp", "0", "--ignore-eos",
-           "--threads", str(threads), "--ctx", "1024", "--json"]
+           "--threads", str(threads), "--ctx", "1024", "--json", "--no-bos"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     t = json.loads(out.strip().splitlines()[-1])["timings"]
     return t["prompt_tokens"], t["prefill_tokens_per_s"], t["decode_tokens_per_s"]
@@ -56,13 +58,19 @@ def best(fn, repeat):
 
 
 def main():
+    global PROMPT, N_GEN
     ap = argparse.ArgumentParser()
     ap.add_argument("--tandem", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default="bench_e2e.json")
+    ap.add_argument("--prompt-chars", type=int, default=0, help="cut the prompt to this many characters (0: whole)")
+    ap.add_argument("--n-gen", type=int, default=N_GEN, help="tokens decoded")
     a = ap.parse_args()
+    if a.prompt_chars:
+        PROMPT = PROMPT[:a.prompt_chars]
+    N_GEN = a.n_gen
     try:
         import llama_cpp
         llama_version = llama_cpp.__version__

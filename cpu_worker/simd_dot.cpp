@@ -16,6 +16,7 @@
 
 #include "core/quant_blocks.h"
 #include "core/quant_reference.h"
+#include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -42,25 +43,6 @@ using q::Type;
 namespace {
 
 using namespace x86;
-
-// Logical right shift of every byte by a run-time count.
-TANDEM_AVX2 inline __m256i srl_bytes(__m256i v, int count, __m256i mask) {
-  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(count)), mask);
-}
-
-// int16 scale vector for a 32-byte vector spanning two 16-element
-// sub-blocks: maddubs lanes 0..7 come from bytes 0..15 (sub-block a), lanes
-// 8..15 from bytes 16..31 (sub-block b).
-TANDEM_AVX2 inline __m256i scale_pair(int a, int b) {
-  return _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(b)), _mm_set1_epi16(static_cast<short>(a)));
-}
-
-// sum_j bsums[j] * m16[j] for the 16 sub-block sums of a Q8_K block.
-TANDEM_AVX2 inline int bsums_dot(const int16_t* bsums, const int16_t* m16) {
-  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums));
-  const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m16));
-  return hsum_epi32(_mm256_madd_epi16(b, m));
-}
 
 // ---- float weights x f32 activations ----------------------------------------------
 
@@ -208,183 +190,6 @@ TANDEM_AVX2 float dot_q8_0_avx2(int64_t n, const void* w, const void* a) {
   return hsum_ps(acc);
 }
 
-// ---- K-quants x Q8_K -------------------------------------------------------------------
-// Each super-block yields exact int32 sums (quants x activations x 6-bit or
-// 8-bit scales, and the mins against Q8_K's bsums); they are scaled once per
-// block.
-
-TANDEM_AVX2 float dot_q2_K_avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const q::BlockQ2_K*>(w);
-  const auto* y = static_cast<const q::BlockQ8_K*>(a);
-  const int64_t nb = n / q::QK_K;
-  const __m256i m3 = _mm256_set1_epi8(3);
-  float sumf = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* sc = x[i].scales;
-    alignas(32) int16_t mins[16];
-    for (int j = 0; j < 16; ++j) mins[j] = static_cast<int16_t>(sc[j] >> 4);
-    const int summs = bsums_dot(y[i].bsums, mins);
-    __m256i isum = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * h));
-      for (int k = 0; k < 4; ++k) {
-        const int s = 8 * h + 2 * k;  // sub-blocks of elements 128h + 32k + (0..15, 16..31)
-        const __m256i qk = srl_bytes(q2, 2 * k, m3);
-        const __m256i yk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * k));
-        const __m256i p = _mm256_maddubs_epi16(qk, yk);
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scale_pair(sc[s] & 0xF, sc[s + 1] & 0xF)));
-      }
-    }
-    const float dall = y[i].d * h2f(x[i].d);
-    const float dmin = y[i].d * h2f(x[i].dmin);
-    sumf += dall * static_cast<float>(hsum_epi32(isum)) - dmin * static_cast<float>(summs);
-  }
-  return sumf;
-}
-
-TANDEM_AVX2 float dot_q3_K_avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const q::BlockQ3_K*>(w);
-  const auto* y = static_cast<const q::BlockQ8_K*>(a);
-  const int64_t nb = n / q::QK_K;
-  const __m256i m3 = _mm256_set1_epi8(3);
-  const __m256i m1 = _mm256_set1_epi8(1);
-  float sumf = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    int8_t sc[16];
-    q::unpack_q3_k_scales(x[i].scales, sc);
-    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].hmask));
-    __m256i isum = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      const __m256i q3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * h));
-      for (int k = 0; k < 4; ++k) {
-        const int s = 8 * h + 2 * k;
-        const __m256i ql = srl_bytes(q3, 2 * k, m3);
-        // q = ql - 4 when the high bit is clear: subtract maddubs(4 or 0, y).
-        const __m256i hbit = srl_bytes(hm, 4 * h + k, m1);
-        const __m256i sub4 = _mm256_slli_epi16(_mm256_xor_si256(hbit, m1), 2);
-        const __m256i yk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * k));
-        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(ql, yk), _mm256_maddubs_epi16(sub4, yk));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scale_pair(sc[s], sc[s + 1])));
-      }
-    }
-    const float d = h2f(x[i].d) * y[i].d;
-    sumf += d * static_cast<float>(hsum_epi32(isum));
-  }
-  return sumf;
-}
-
-// Shared by Q4_K and Q5_K: 6-bit scales (int16, one per 32-element
-// sub-block) and mins expanded to the 16 bsums groups.
-TANDEM_AVX2 inline void k4_scales(const uint8_t* packed, int16_t scales[8], int16_t mins16[16]) {
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    q::get_scale_min_k4(j, packed, &sc, &m);
-    scales[j] = sc;
-    mins16[2 * j] = mins16[2 * j + 1] = m;
-  }
-}
-
-TANDEM_AVX2 float dot_q4_K_avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const q::BlockQ4_K*>(w);
-  const auto* y = static_cast<const q::BlockQ8_K*>(a);
-  const int64_t nb = n / q::QK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float summ = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    alignas(32) int16_t mins16[16];
-    int16_t scales[8];
-    k4_scales(x[i].scales, scales, mins16);
-    const int isum_min = bsums_dot(y[i].bsums, mins16);
-    __m256i isum = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {  // 64-element chunks: low nibbles, then high
-      const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
-      const __m256i lo = _mm256_and_si256(q4, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-      const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c));
-      const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c + 32));
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(scales[2 * c]));
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(scales[2 * c + 1]));
-      isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
-    }
-    const float d = h2f(x[i].d) * y[i].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-    summ += h2f(x[i].dmin) * y[i].d * static_cast<float>(isum_min);
-  }
-  return hsum_ps(acc) - summ;
-}
-
-TANDEM_AVX2 float dot_q5_K_avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const q::BlockQ5_K*>(w);
-  const auto* y = static_cast<const q::BlockQ8_K*>(a);
-  const int64_t nb = n / q::QK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m1 = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  float summ = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    alignas(32) int16_t mins16[16];
-    int16_t scales[8];
-    k4_scales(x[i].scales, scales, mins16);
-    const int isum_min = bsums_dot(y[i].bsums, mins16);
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh));
-    __m256i isum = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
-      const __m256i hb0 = _mm256_slli_epi16(srl_bytes(qh, 2 * c, m1), 4);  // 0 or 16
-      const __m256i hb1 = _mm256_slli_epi16(srl_bytes(qh, 2 * c + 1, m1), 4);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, m4), hb0);
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), hb1);
-      const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c));
-      const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c + 32));
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(scales[2 * c]));
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(scales[2 * c + 1]));
-      isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
-    }
-    const float d = h2f(x[i].d) * y[i].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-    summ += h2f(x[i].dmin) * y[i].d * static_cast<float>(isum_min);
-  }
-  return hsum_ps(acc) - summ;
-}
-
-TANDEM_AVX2 float dot_q6_K_avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const q::BlockQ6_K*>(w);
-  const auto* y = static_cast<const q::BlockQ8_K*>(a);
-  const int64_t nb = n / q::QK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m3 = _mm256_set1_epi8(3);
-  float sumf = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    const int8_t* sc = x[i].scales;
-    // The -32 offset: sum (q - 32) * y * sc = sum q * y * sc - 32 * sum sc * bsum.
-    alignas(32) int16_t sc16[16];
-    for (int j = 0; j < 16; ++j) sc16[j] = sc[j];
-    const int isum_off = 32 * bsums_dot(y[i].bsums, sc16);
-    __m256i isum = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].ql + 64 * h));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].ql + 64 * h + 32));
-      const __m256i qhv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh + 32 * h));
-      const __m256i qv[4] = {
-          _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qhv, m3), 4)),
-          _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(srl_bytes(qhv, 2, m3), 4)),
-          _mm256_or_si256(srl_bytes(ql0, 4, m4), _mm256_slli_epi16(srl_bytes(qhv, 4, m3), 4)),
-          _mm256_or_si256(srl_bytes(ql1, 4, m4), _mm256_slli_epi16(srl_bytes(qhv, 6, m3), 4)),
-      };
-      for (int k = 0; k < 4; ++k) {
-        const int s = 8 * h + 2 * k;
-        const __m256i yk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * k));
-        const __m256i p = _mm256_maddubs_epi16(qv[k], yk);  // q in 0..63: no saturation
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scale_pair(sc[s], sc[s + 1])));
-      }
-    }
-    const float d = h2f(x[i].d) * y[i].d;
-    sumf += d * static_cast<float>(hsum_epi32(isum) - isum_off);
-  }
-  return sumf;
-}
-
 // ---- activation quantizers ----------------------------------------------------------
 
 // One 32-value block the way ggml's x86 quantize_row_q8_0/q8_1 do it:
@@ -527,18 +332,8 @@ VecDotFn avx2_vec_dot(Type t) {
       return dot_q5_1_avx2;
     case Type::Q8_0:
       return dot_q8_0_avx2;
-    case Type::Q2_K:
-      return dot_q2_K_avx2;
-    case Type::Q3_K:
-      return dot_q3_K_avx2;
-    case Type::Q4_K:
-      return dot_q4_K_avx2;
-    case Type::Q5_K:
-      return dot_q5_K_avx2;
-    case Type::Q6_K:
-      return dot_q6_K_avx2;
     default:
-      return nullptr;
+      return kquant_dot_avx2(t);
   }
 #else
   (void)t;

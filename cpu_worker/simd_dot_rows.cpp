@@ -7,6 +7,7 @@
 
 #include "core/quant_blocks.h"
 #include "cpu_worker/simd_dot.h"
+#include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
 
 #if defined(__clang__)
@@ -170,7 +171,8 @@ auto pick(Type t) -> decltype(K::template fn<Q4_0Policy>) {
 
 VecDotRowsFn best_vec_dot_rows4(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  return pick<Rows4>(t);
+  if (VecDotRowsFn f = pick<Rows4>(t)) return f;
+  return cpu_has_avx2() ? kquant_rows4_avx2(t) : nullptr;
 #else
   (void)t;
   return nullptr;
@@ -179,7 +181,8 @@ VecDotRowsFn best_vec_dot_rows4(Type t) {
 
 VecDotRows2Fn best_vec_dot_rows4x2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  return pick<Rows4x2>(t);
+  if (VecDotRows2Fn f = pick<Rows4x2>(t)) return f;
+  return cpu_has_avx2() ? kquant_rows4x2_avx2(t) : nullptr;
 #else
   (void)t;
   return nullptr;

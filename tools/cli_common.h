@@ -50,5 +50,7 @@ void register_generate(CLI::App& app, Action& action);
 void register_perplexity(CLI::App& app, Action& action);
 void register_client(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
+void register_synth(CLI::App& app, Action& action);
+void register_bench(CLI::App& app, Action& action);
 
 }  // namespace tandem::cli

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   register_perplexity(app, action);
   register_client(app, action);
   register_serve(app, action);
+  register_synth(app, action);
+  register_bench(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

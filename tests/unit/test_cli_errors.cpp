@@ -8,6 +8,7 @@
 #include "core/gguf_file.h"
 #include "core/gguf_writer.h"
 #include "core/synthetic_model.h"
+#include <nlohmann/json.hpp>
 #include "tests/unit/test_support.h"
 
 namespace tandem {
@@ -131,6 +132,41 @@ TEST_F(CliErrors, MissingFileAndBadOptions) {
   expect_clean_error(run_command(cli() + " generate -m " + shell_quote(model_) + " -p hi --cache-type-k q9_9"), "q9_9");
   expect_clean_error(run_command(cli() + " generate -m " + shell_quote(model_) + " -p hi --temp -1"), "temperature");
   expect_clean_error(run_command(cli() + " detokenize -m " + shell_quote(model_) + " 999999"), "999999");
+  expect_clean_error(run_command(cli() + " synth -o " + shell_quote(dir_ + "/s.gguf") + " --mix Q9_K_Z"), "Q9_K_Z");
+  expect_clean_error(run_command(cli() + " synth -o " + shell_quote(dir_ + "/s.gguf") + " --preset llama-9-1t --type Q4_0"),
+                     "llama-9-1t");
+  expect_clean_error(run_command(cli() + " bench kernels --types Q4_0,Q7_7 --threads 1"), "Q7_7");
+  expect_clean_error(run_command(cli() + " bench model -m " + shell_quote(model_) + " --threads 1,x"), "'x'");
+  expect_clean_error(run_command(cli() + " bench model -m " + shell_quote(model_) + " --prompt 900 --gen 200 --ctx 1024"),
+                     "--ctx");
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/s.gguf"));
+}
+
+// `tandem synth` writes what it says: the preset's shapes and, for a mix,
+// llama-quantize's per-tensor types (here a tiny preset, so it runs in CI);
+// `tandem bench model` runs that file and reports sane numbers.
+TEST_F(CliErrors, SynthMixAndBenchModel) {
+  const std::string p = dir_ + "/mix.gguf";
+  auto r = run_command(cli() + " synth -o " + shell_quote(p) + " --preset tiny --layers 3 --mix Q4_K_M --vocab 512");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto f = core::gguf::File::open(p);
+  EXPECT_EQ(f->get_int("general.file_type").value_or(0), 15);  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+  EXPECT_EQ(f->tensor("token_embd.weight").shape[1], 512);
+  EXPECT_EQ(f->tensor("output.weight").type, core::quant::Type::Q6_K);
+  EXPECT_EQ(f->tensor("blk.0.attn_q.weight").type, core::quant::Type::Q4_K);
+  // use_more_bits: the last eighth of the layers gets Q6_K for attn_v and ffn_down.
+  EXPECT_EQ(f->tensor("blk.2.ffn_down.weight").type, core::quant::Type::Q6_K);
+  EXPECT_EQ(f->tensor("blk.0.ffn_down.weight").type, core::quant::Type::Q4_K);
+  r = run_command(cli() + " bench model -m " + shell_quote(p) + " --threads 1 --prompt 8 --gen 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["runs"].size(), 1u);
+  EXPECT_GT(j["runs"][0]["decode_tokens_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["runs"][0]["probe_gbps"].get<double>(), 0.0);
+  uint64_t want = 0;
+  for (const auto& t : f->tensors())
+    if (t.name != "token_embd.weight") want += t.size_bytes;
+  EXPECT_EQ(j["weight_bytes_per_token"].get<uint64_t>(), want);
 }
 
 }  // namespace

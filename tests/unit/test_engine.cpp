@@ -233,11 +233,11 @@ TEST(Swiglu, VectorAndTailAgreeWithScalarDefinition) {
 }
 
 TEST(DotRows, FourRowKernelsEqualSingleRow) {
-  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0}) {
+  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
     auto rows4 = cpu::best_vec_dot_rows4(t);
     if (!rows4) GTEST_SKIP() << "no 4-row kernel on this CPU";
     const auto& tr = core::quant::traits(t);
-    const int64_t n = 256;
+    const int64_t n = 1024;
     const size_t rb = core::quant::row_bytes(t, n);
     std::vector<uint8_t> w(rb * 4), a(core::quant::row_bytes(tr.vec_dot_type, n));
     std::vector<float> x(n);
@@ -257,9 +257,9 @@ TEST(DotRows, FourRowKernelsEqualSingleRow) {
     rows4x2(n, w.data(), rb, a.data(), a1.data(), out0, out1);
     const auto dot = cpu::best_vec_dot(t);
     for (int r = 0; r < 4; ++r) {
-      EXPECT_EQ(out[r], dot(n, w.data() + r * rb, a.data())) << r;
-      EXPECT_EQ(out0[r], out[r]) << r;
-      EXPECT_EQ(out1[r], dot(n, w.data() + r * rb, a1.data())) << r;
+      EXPECT_EQ(out[r], dot(n, w.data() + r * rb, a.data())) << tr.name << " row " << r;
+      EXPECT_EQ(out0[r], out[r]) << tr.name << " row " << r;
+      EXPECT_EQ(out1[r], dot(n, w.data() + r * rb, a1.data())) << tr.name << " row " << r;
     }
   }
 }

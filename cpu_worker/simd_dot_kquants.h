@@ -1,0 +1,13 @@
+#pragma once
+// The AVX2 K-quant kernels (simd_dot_kquants.cpp), for simd_dot's dispatch.
+// They assume the CPU has AVX2+FMA+F16C: callers check cpu_has_avx2() first.
+// nullptr for a type that is not a K-quant.
+#include "cpu_worker/simd_dot.h"
+
+namespace tandem::cpu {
+
+VecDotFn kquant_dot_avx2(quant::Type weight_type);
+VecDotRowsFn kquant_rows4_avx2(quant::Type weight_type);
+VecDotRows2Fn kquant_rows4x2_avx2(quant::Type weight_type);
+
+}  // namespace tandem::cpu
