@@ -25,20 +25,39 @@ void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant
     for (int64_t r = b; r < e; ++r) quantize_activations(act_type, x + r * cols, dst + r * row_bytes_, cols);
   });
   data_ = dst;
+  tokens4_.clear();
+  if (act_type == quant::Type::Q8_K && n_rows >= 4) {
+    const int64_t groups = n_rows / 4;
+    tokens4_bytes_ = static_cast<size_t>(cols / quant::traits(act_type).block_size) * sizeof(BlockQ8Kx4);
+    tokens4_.resize(static_cast<size_t>(groups) * tokens4_bytes_);
+    pool.parallel_for(groups, 1, [&](int64_t b, int64_t e) {
+      for (int64_t g = b; g < e; ++g) {
+        const void* rows[4] = {row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)};
+        interleave_q8_K_x4(rows, tokens4_.data() + static_cast<size_t>(g) * tokens4_bytes_, cols);
+      }
+    });
+  }
 }
 
 void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
   const VecDotFn dot = best_vec_dot(w.type);
   const VecDotRowsFn dot4 = best_vec_dot_rows4(w.type);
   const VecDotRows2Fn dot4x2 = best_vec_dot_rows4x2(w.type);
+  const KTokens4Fn tok4 = x.tokens4(0) ? best_vec_dot_tokens4(w.type) : nullptr;
   const int64_t n_tok = x.rows();
   const int64_t n_out = w.rows;
-  // Chunks of output rows: each chunk's weight rows stay in cache while every
-  // token of the batch is multiplied with them (weights are read once per
-  // chunk, not once per token).
+  // Work split by chunks of output rows. Within a chunk, blocks of rows small
+  // enough to stay in L2 (~256 KiB of weights) meet every token of the batch
+  // before the next block is read, so a prefill reads the weights from
+  // memory once, not once per token group (also with one thread, where the
+  // whole matrix is one chunk).
   const int64_t grain = std::max<int64_t>(4, std::min<int64_t>(64, n_out / (8 * pool.threads())) & ~int64_t{3});
-  pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
+  const int64_t block_rows =
+      n_tok == 1 ? n_out : std::max<int64_t>(4, std::min<int64_t>(64, (256 << 10) / static_cast<int64_t>(w.row_bytes)) & ~int64_t{3});
+  auto rows_block = [&](int64_t r0, int64_t r1) {
     int64_t t = 0;
+    if (tok4)  // Four tokens share each broadcast weight group.
+      for (; t + 4 <= n_tok; t += 4) tok4(w.cols, w.row(r0), w.row_bytes, r1 - r0, x.tokens4(t / 4), out + t * n_out + r0, n_out);
     if (dot4x2) {
       // Two tokens at a time share each unpacked weight block.
       for (; t + 2 <= n_tok; t += 2) {
@@ -62,6 +81,9 @@ void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& poo
         for (; r + 4 <= r1; r += 4) dot4(w.cols, w.row(r), w.row_bytes, a, o + r);
       for (; r < r1; ++r) o[r] = dot(w.cols, w.row(r), a);
     }
+  };
+  pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t b = r0; b < r1; b += block_rows) rows_block(b, std::min(r1, b + block_rows));
   });
 }
 

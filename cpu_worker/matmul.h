@@ -18,6 +18,11 @@ class QuantizedActs {
   const uint8_t* row(int64_t r) const { return data_ + static_cast<size_t>(r) * row_bytes_; }
   int64_t rows() const { return n_rows_; }
   int64_t cols() const { return cols_; }
+  // Q8_K rows 4g .. 4g+3 interleaved (BlockQ8Kx4) for the K-quant prefill
+  // kernels; nullptr unless the type is Q8_K and there are at least 4 rows.
+  const uint8_t* tokens4(int64_t g) const {
+    return tokens4_.empty() ? nullptr : tokens4_.data() + static_cast<size_t>(g) * tokens4_bytes_;
+  }
 
  private:
   quant::Type type_ = quant::Type::F32;
@@ -25,6 +30,8 @@ class QuantizedActs {
   size_t row_bytes_ = 0;
   const uint8_t* data_ = nullptr;
   std::vector<uint8_t> buf_;  // [n_rows × row_bytes] blocks; unused for F32 (points at x)
+  std::vector<uint8_t> tokens4_;  // [n_rows / 4 × tokens4_bytes_] interleaved Q8_K groups
+  size_t tokens4_bytes_ = 0;      // cols / 256 BlockQ8Kx4
 };
 
 // out: [x.rows() × w.rows] f32, row-major (out[t * w.rows + r] = dot(W_r, x_t)).

@@ -48,6 +48,27 @@ using VecDotRows2Fn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, con
                                float* out0, float* out1);
 VecDotRows2Fn best_vec_dot_rows4x2(quant::Type weight_type);
 
+// Four Q8_K activation rows interleaved 8 values at a time, for the K-quant
+// prefill kernels: per super-block of 256 values the rows' d and bsums, then
+// for each group of 8 values the 8 bytes of token 0, 1, 2 and 3 (32 bytes).
+struct BlockQ8Kx4 {
+  float d[4];
+  int16_t bsums[4][16];
+  int8_t qs[32][4][8];  // [value group][token][8 values]
+};
+static_assert(sizeof(BlockQ8Kx4) == 16 + 128 + 1024, "BlockQ8Kx4 layout");
+
+// rows (n values each) → n / 256 BlockQ8Kx4 at dst.
+void interleave_q8_K_x4(const void* const rows[4], void* dst, int64_t n);
+
+// `rows` weight rows (w, w + w_stride, ...) against four interleaved tokens
+// (a4, BlockQ8Kx4): out[t * out_stride + r]. Each result is bit-identical to
+// best_vec_dot's for that row and token, so a token's output does not depend
+// on the batch it was computed in. nullptr when the type has no such kernel.
+using KTokens4Fn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, int64_t rows, const void* a4, float* out,
+                            size_t out_stride);
+KTokens4Fn best_vec_dot_tokens4(quant::Type weight_type);
+
 // Converts n f32 activations into act_type blocks (copies for F32). n is a
 // multiple of the block size. Aborts for a type with no quantizer (a
 // programming error, not an input error).

@@ -1,16 +1,21 @@
 // AVX2 dot products of K-quant weight rows (Q2_K..Q6_K) with Q8_K
-// activation rows, as one kernel template over R weight rows × T activation
-// rows. R = T = 1 is the single-row dot; R = 4 keeps four independent FMA
-// chains busy in decode; R = 4, T = 2 unpacks each weight block once for two
-// tokens in prefill. Every (row, token) pair runs the same instruction
-// sequence whatever R and T are, so all variants give bit-identical results.
+// activation rows: decode kernels over 1 or 4 weight rows and one token, and
+// a prefill kernel over 4 tokens whose activations are interleaved 8 bytes at
+// a time (Q8Kx4), so one broadcast weight group meets four tokens and the
+// int16 products of a sub-block add up before the scale multiply — fewer
+// multiplies per weight, which is what limits these kernels on CPUs whose
+// integer multiplier is the bottleneck.
 //
-// Per super-block of 256 values the integer work is exact: quants ×
-// activations × sub-block scales in int32 lanes, and the per-sub-block mins
-// (or the Q6_K offset) against Q8_K's bsums. Scales are decoded with vector
-// shuffles straight from the block: building them in a small array and
-// reloading it as a vector costs a store-forwarding stall per block, which
-// made the first version of these kernels compute-bound at ~4 GB/s.
+// One arithmetic for all of them, so a token's result never depends on the
+// batch it was computed in: per super-block of 256 values the kernels form
+// the exact int32 total of scale·q·y (the Q6_K -32 offset folded in) and of
+// min·bsum, then add (y.d·x.d)·total and (-y.d·x.dmin)·mins each with one
+// fused multiply-add into per-token accumulators; the result is their sum.
+// Only the grouping of the exact integer work differs between kernels.
+//
+// Scales are decoded with vector shuffles straight from the block: building
+// them in a small array and reloading it as a vector costs a store-forwarding
+// stall per block.
 #include <cstring>
 
 #include "core/quant_blocks.h"
@@ -41,14 +46,18 @@ TANDEM_AVX2 inline __m256i srl_bytes(__m256i v, int count, __m256i mask) {
 // pshufb masks: kPairMask[c] turns 16 int8 sub-block scales into the bytes
 // [s(2c) × 8, s(2c+1) × 8] (scales per 16 values, a 32-value chunk spans two);
 // kWordMask[c] broadcasts int16 lane c of a 128-bit lane (scales per 32).
+// kByteMask[j] broadcasts byte j (a scale per 16 values) to all 16 bytes.
 struct ShuffleMasks {
   alignas(16) uint8_t pair[8][16];
   alignas(32) uint8_t word[8][32];
-  constexpr ShuffleMasks() : pair{}, word{} {
+  alignas(16) uint8_t byte[16][16];
+  constexpr ShuffleMasks() : pair{}, word{}, byte{} {
     for (int c = 0; c < 8; ++c) {
       for (int i = 0; i < 16; ++i) pair[c][i] = static_cast<uint8_t>(2 * c + (i >= 8));
       for (int i = 0; i < 32; ++i) word[c][i] = static_cast<uint8_t>(2 * c + (i & 1));
     }
+    for (int j = 0; j < 16; ++j)
+      for (int i = 0; i < 16; ++i) byte[j][i] = static_cast<uint8_t>(j);
   }
 };
 constexpr ShuffleMasks kMasks;
@@ -60,15 +69,35 @@ TANDEM_AVX2 inline __m256i pair_scales(__m128i sc8, int c) {
       _mm_shuffle_epi8(sc8, _mm_load_si128(reinterpret_cast<const __m128i*>(kMasks.pair[c]))));
 }
 
+// 16 int16 lanes all equal to int8 scale j of sc8.
+TANDEM_AVX2 inline __m256i bcast_scale16(__m128i sc8, int j) {
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_load_si128(reinterpret_cast<const __m128i*>(kMasks.byte[j]))));
+}
+
 TANDEM_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 8 bytes at p repeated four times: one weight group for four tokens.
+TANDEM_AVX2 inline __m256i bcast8(const uint8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_set1_epi64x(v);
+}
+
+TANDEM_AVX2 inline float fma_ss(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
 
 // ---- per-type block decoders ---------------------------------------------------
 // Each decoder, built from one weight block, offers:
 //   quants(c)            the 32 quants of chunk c (values 32c .. 32c+31)
 //   dot(qv, c, y)        int32 lanes of Σ scale·q·y over the chunk
-//   offset(bsums)        int32 lanes subtracted once per block (Q6_K's -32)
-//   mins(bsums)          int32 lanes of Σ min·bsum, scaled by -dmin (kHasMin)
+//   group_dot(c, g, y4)  int16 lanes of Σ q·y for values 32c+8g .. +7 of four
+//                        interleaved tokens (4 lanes each), unscaled
+//   scale16(j)           the scale of sub-block j (of 32 or 16 values) in 16 int16 lanes
+//   offset_total(bsums)  exact int subtracted once per block (Q6_K's -32; kHasOffset)
+//   min_total(bsums)     exact Σ min·bsum, to be scaled by -dmin (kHasMin)
 //   d, dmin              the block's float scales
+// kScalePer32: sub-blocks of 32 values (Q4_K, Q5_K), else of 16.
 
 // The 6-bit scales and mins of Q4_K / Q5_K: bytes 0..3 = scales 0..3,
 // 4..7 = scales 4..7, 8..11 = mins 0..3, 12..15 = mins 4..7.
@@ -115,7 +144,13 @@ struct Q4K {
     const __m256i sc = _mm256_shuffle_epi8(scales, load32(kMasks.word[c]));
     return _mm256_madd_epi16(_mm256_maddubs_epi16(qv, y), sc);
   }
-  TANDEM_AVX2 __m256i min_sums(const int16_t* bsums) const { return k4_mins(mins, bsums); }
+  TANDEM_AVX2 int min_total(const int16_t* bsums) const { return hsum_epi32(k4_mins(mins, bsums)); }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i v = bcast8(x.qs + 32 * (c / 2) + 8 * g);
+    return _mm256_maddubs_epi16(_mm256_and_si256((c & 1) ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F)), y4);
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return _mm256_shuffle_epi8(scales, load32(kMasks.word[j])); }
+  static constexpr bool kScalePer32 = true;
 };
 
 struct Q5K {
@@ -145,7 +180,15 @@ struct Q5K {
     const __m256i sc = _mm256_shuffle_epi8(scales, load32(kMasks.word[c]));
     return _mm256_madd_epi16(_mm256_maddubs_epi16(qv, y), sc);
   }
-  TANDEM_AVX2 __m256i min_sums(const int16_t* bsums) const { return k4_mins(mins, bsums); }
+  TANDEM_AVX2 int min_total(const int16_t* bsums) const { return hsum_epi32(k4_mins(mins, bsums)); }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i v = bcast8(x.qs + 32 * (c / 2) + 8 * g);
+    const __m256i lo = _mm256_and_si256((c & 1) ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+    const __m256i hb = _mm256_slli_epi16(srl_bytes(bcast8(x.qh + 8 * g), c, _mm256_set1_epi8(1)), 4);
+    return _mm256_maddubs_epi16(_mm256_or_si256(lo, hb), y4);
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return _mm256_shuffle_epi8(scales, load32(kMasks.word[j])); }
+  static constexpr bool kScalePer32 = true;
 };
 
 struct Q6K {
@@ -170,9 +213,18 @@ struct Q6K {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(qv, y), pair_scales(sc8, c));  // q <= 63: no saturation
   }
   // Σ (q - 32)·y·sc = Σ q·y·sc - 32 Σ sc·bsum.
-  TANDEM_AVX2 __m256i offset(const int16_t* bsums) const {
-    return _mm256_slli_epi32(_mm256_madd_epi16(load32(bsums), _mm256_cvtepi8_epi16(sc8)), 5);
+  TANDEM_AVX2 int offset_total(const int16_t* bsums) const {
+    return 32 * hsum_epi32(_mm256_madd_epi16(load32(bsums), _mm256_cvtepi8_epi16(sc8)));
   }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const int h = c / 4, k = c % 4;
+    const __m256i l4 = bcast8(x.ql + 64 * h + 32 * (k & 1) + 8 * g);
+    const __m256i lo = _mm256_and_si256((k & 2) ? _mm256_srli_epi16(l4, 4) : l4, _mm256_set1_epi8(0x0F));
+    const __m256i hi = _mm256_slli_epi16(srl_bytes(bcast8(x.qh + 32 * h + 8 * g), 2 * k, _mm256_set1_epi8(3)), 4);
+    return _mm256_maddubs_epi16(_mm256_or_si256(lo, hi), y4);
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
+  static constexpr bool kScalePer32 = false;
 };
 
 struct Q3K {
@@ -210,6 +262,14 @@ struct Q3K {
     const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(qv, y), _mm256_maddubs_epi16(sub4, y));
     return _mm256_madd_epi16(p, pair_scales(sc8, c));
   }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i ql = srl_bytes(bcast8(x.qs + 32 * (c / 4) + 8 * g), 2 * (c % 4), _mm256_set1_epi8(3));
+    const __m256i sub4 = _mm256_slli_epi16(_mm256_xor_si256(srl_bytes(bcast8(x.hmask + 8 * g), c, one), one), 2);
+    return _mm256_sub_epi16(_mm256_maddubs_epi16(ql, y4), _mm256_maddubs_epi16(sub4, y4));
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
+  static constexpr bool kScalePer32 = false;
 };
 
 struct Q2K {
@@ -232,70 +292,104 @@ struct Q2K {
   TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(qv, y), pair_scales(sc8, c));
   }
-  TANDEM_AVX2 __m256i min_sums(const int16_t* bsums) const {
-    return _mm256_madd_epi16(load32(bsums), _mm256_cvtepu8_epi16(mn8));
+  TANDEM_AVX2 int min_total(const int16_t* bsums) const {
+    return hsum_epi32(_mm256_madd_epi16(load32(bsums), _mm256_cvtepu8_epi16(mn8)));
   }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    return _mm256_maddubs_epi16(srl_bytes(bcast8(x.qs + 32 * (c / 4) + 8 * g), 2 * (c % 4), _mm256_set1_epi8(3)), y4);
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
+  static constexpr bool kScalePer32 = false;
 };
 
-// ---- the kernel ------------------------------------------------------------------
+// ---- the kernels -----------------------------------------------------------------
 
-// out[t * R + r] = row r of w (rows `stride` bytes apart) · activation row y[t].
-template <typename P, int R, int T>
-TANDEM_AVX2 inline void kq_dot(int64_t n, const uint8_t* w, size_t stride, const q::BlockQ8_K* const* y, float* out) {
+// Decode: out[r] = row r of w (rows `stride` bytes apart) · activation row y.
+template <typename P, int R>
+TANDEM_AVX2 inline void kq_dot(int64_t n, const uint8_t* w, size_t stride, const q::BlockQ8_K* y, float* out) {
   using Block = typename P::Block;
   const int64_t nb = n / q::QK_K;
-  __m256 acc[R][T];   // Σ d·(exact int32 lanes) per block
-  __m256 accm[R][T];  // Σ -dmin·(mins lanes) per block (types with mins)
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = accm[r][t] = _mm256_setzero_ps();
+  float acc[R], accm[R];  // per row: Σ (y.d·x.d)·total, Σ (-y.d·x.dmin)·mins
+  for (int r = 0; r < R; ++r) acc[r] = accm[r] = 0.0f;
   for (int64_t i = 0; i < nb; ++i) {
     for (int r = 0; r < R; ++r) {
       const P blk(reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride)[i]);
-      __m256i isum[T];
-      for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+      __m256i isum = _mm256_setzero_si256();
 #pragma GCC unroll 8
-      for (int c = 0; c < 8; ++c) {
-        const __m256i qv = blk.quants(c);
-        for (int t = 0; t < T; ++t)
-          isum[t] = _mm256_add_epi32(isum[t], blk.dot(qv, c, load32(y[t][i].qs + 32 * c)));
-      }
-      const float xd = blk.d();
-      for (int t = 0; t < T; ++t) {
-        if constexpr (P::kHasOffset) isum[t] = _mm256_sub_epi32(isum[t], blk.offset(y[t][i].bsums));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t][i].d * xd), _mm256_cvtepi32_ps(isum[t]), acc[r][t]);
-        if constexpr (P::kHasMin)
-          accm[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(-y[t][i].d * blk.dmin()),
-                                       _mm256_cvtepi32_ps(blk.min_sums(y[t][i].bsums)), accm[r][t]);
-      }
+      for (int c = 0; c < 8; ++c)
+        isum = _mm256_add_epi32(isum, blk.dot(blk.quants(c), c, load32(y[i].qs + 32 * c)));
+      int total = hsum_epi32(isum);
+      if constexpr (P::kHasOffset) total -= blk.offset_total(y[i].bsums);
+      acc[r] = fma_ss(y[i].d * blk.d(), static_cast<float>(total), acc[r]);
+      if constexpr (P::kHasMin)
+        accm[r] = fma_ss(-y[i].d * blk.dmin(), static_cast<float>(blk.min_total(y[i].bsums)), accm[r]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t)
-      out[t * R + r] = P::kHasMin ? hsum_ps(acc[r][t]) + hsum_ps(accm[r][t]) : hsum_ps(acc[r][t]);
+  for (int r = 0; r < R; ++r) out[r] = P::kHasMin ? acc[r] + accm[r] : acc[r];
+}
+
+// Prefill: four tokens (interleaved, Q8Kx4) × `rows` weight rows;
+// out[t * out_stride + r] for token t, row r. Same per-token arithmetic as
+// kq_dot: the integer totals are exact, the float steps identical.
+template <typename P>
+TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t rows, const void* a4, float* out,
+                            size_t out_stride) {
+  using Block = typename P::Block;
+  const int64_t nb = n / q::QK_K;
+  const auto* y = static_cast<const BlockQ8Kx4*>(a4);
+  const __m128 sign = _mm_set1_ps(-0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* x = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();  // lane t: token t
+    for (int64_t i = 0; i < nb; ++i) {
+      const P blk(x[i]);
+      const BlockQ8Kx4& yb = y[i];
+      __m256i isum = _mm256_setzero_si256();  // int32 lanes 2t, 2t+1: token t
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) {
+        const uint8_t* yc = reinterpret_cast<const uint8_t*>(yb.qs) + 128 * c;  // groups 4c .. 4c+3
+        if constexpr (P::kScalePer32) {
+          // q ≤ 31: four groups' int16 pair sums stay below 2^15.
+          __m256i s16 = blk.group_dot(c, 0, load32(yc));
+          for (int g = 1; g < 4; ++g) s16 = _mm256_add_epi16(s16, blk.group_dot(c, g, load32(yc + 32 * g)));
+          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s16, blk.scale16(c)));
+        } else {
+          for (int h = 0; h < 2; ++h) {
+            const __m256i s16 = _mm256_add_epi16(blk.group_dot(c, 2 * h, load32(yc + 64 * h)),
+                                                 blk.group_dot(c, 2 * h + 1, load32(yc + 64 * h + 32)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s16, blk.scale16(2 * c + h)));
+          }
+        }
+      }
+      const __m256i pairs = _mm256_hadd_epi32(isum, isum);
+      __m128i total = _mm_unpacklo_epi64(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+      if constexpr (P::kHasOffset)
+        total = _mm_sub_epi32(total, _mm_setr_epi32(blk.offset_total(yb.bsums[0]), blk.offset_total(yb.bsums[1]),
+                                                    blk.offset_total(yb.bsums[2]), blk.offset_total(yb.bsums[3])));
+      const __m128 yd = _mm_loadu_ps(yb.d);
+      acc = _mm_fmadd_ps(_mm_mul_ps(yd, _mm_set1_ps(blk.d())), _mm_cvtepi32_ps(total), acc);
+      if constexpr (P::kHasMin) {
+        const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
+                                            blk.min_total(yb.bsums[2]), blk.min_total(yb.bsums[3]));
+        accm = _mm_fmadd_ps(_mm_mul_ps(_mm_xor_ps(yd, sign), _mm_set1_ps(blk.dmin())), _mm_cvtepi32_ps(mins), accm);
+      }
+    }
+    alignas(16) float o[4];
+    _mm_store_ps(o, P::kHasMin ? _mm_add_ps(acc, accm) : acc);
+    for (int t = 0; t < 4; ++t) out[t * out_stride + r] = o[t];
+  }
 }
 
 template <typename P>
 TANDEM_AVX2 float dot1(int64_t n, const void* w, const void* a) {
-  const q::BlockQ8_K* y[1] = {static_cast<const q::BlockQ8_K*>(a)};
   float out;
-  kq_dot<P, 1, 1>(n, static_cast<const uint8_t*>(w), 0, y, &out);
+  kq_dot<P, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const q::BlockQ8_K*>(a), &out);
   return out;
 }
 
 template <typename P>
 TANDEM_AVX2 void dot4(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
-  const q::BlockQ8_K* y[1] = {static_cast<const q::BlockQ8_K*>(a)};
-  kq_dot<P, 4, 1>(n, w, stride, y, out);
-}
-
-template <typename P>
-TANDEM_AVX2 void dot4x2(int64_t n, const uint8_t* w, size_t stride, const void* a0, const void* a1, float* out0,
-                        float* out1) {
-  const q::BlockQ8_K* y[2] = {static_cast<const q::BlockQ8_K*>(a0), static_cast<const q::BlockQ8_K*>(a1)};
-  float out[8];
-  kq_dot<P, 4, 2>(n, w, stride, y, out);
-  std::memcpy(out0, out, 4 * sizeof(float));
-  std::memcpy(out1, out + 4, 4 * sizeof(float));
+  kq_dot<P, 4>(n, w, stride, static_cast<const q::BlockQ8_K*>(a), out);
 }
 
 }  // namespace
@@ -333,20 +427,33 @@ VecDotRowsFn kquant_rows4_avx2(Type t) {
 #endif
 }
 
-VecDotRows2Fn kquant_rows4x2_avx2(Type t) {
+KTokens4Fn kquant_tokens4_avx2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
   switch (t) {
-    case Type::Q2_K: return dot4x2<Q2K>;
-    case Type::Q3_K: return dot4x2<Q3K>;
-    case Type::Q4_K: return dot4x2<Q4K>;
-    case Type::Q5_K: return dot4x2<Q5K>;
-    case Type::Q6_K: return dot4x2<Q6K>;
+    case Type::Q2_K: return kq_tokens4<Q2K>;
+    case Type::Q3_K: return kq_tokens4<Q3K>;
+    case Type::Q4_K: return kq_tokens4<Q4K>;
+    case Type::Q5_K: return kq_tokens4<Q5K>;
+    case Type::Q6_K: return kq_tokens4<Q6K>;
     default: return nullptr;
   }
 #else
   (void)t;
   return nullptr;
 #endif
+}
+
+void interleave_q8_K_x4(const void* const rows[4], void* dst, int64_t n) {
+  const int64_t nb = n / q::QK_K;
+  auto* out = static_cast<BlockQ8Kx4*>(dst);
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int t = 0; t < 4; ++t) {
+      const q::BlockQ8_K& b = static_cast<const q::BlockQ8_K*>(rows[t])[i];
+      out[i].d[t] = b.d;
+      std::memcpy(out[i].bsums[t], b.bsums, sizeof b.bsums);
+      for (int g = 0; g < q::QK_K / 8; ++g) std::memcpy(out[i].qs[g][t], b.qs + 8 * g, 8);
+    }
+  }
 }
 
 }  // namespace tandem::cpu

@@ -8,6 +8,6 @@ namespace tandem::cpu {
 
 VecDotFn kquant_dot_avx2(quant::Type weight_type);
 VecDotRowsFn kquant_rows4_avx2(quant::Type weight_type);
-VecDotRows2Fn kquant_rows4x2_avx2(quant::Type weight_type);
+KTokens4Fn kquant_tokens4_avx2(quant::Type weight_type);
 
 }  // namespace tandem::cpu

@@ -179,10 +179,18 @@ VecDotRowsFn best_vec_dot_rows4(Type t) {
 #endif
 }
 
+KTokens4Fn best_vec_dot_tokens4(Type t) {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx2() ? kquant_tokens4_avx2(t) : nullptr;
+#else
+  (void)t;
+  return nullptr;
+#endif
+}
+
 VecDotRows2Fn best_vec_dot_rows4x2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (VecDotRows2Fn f = pick<Rows4x2>(t)) return f;
-  return cpu_has_avx2() ? kquant_rows4x2_avx2(t) : nullptr;
+  return pick<Rows4x2>(t);
 #else
   (void)t;
   return nullptr;

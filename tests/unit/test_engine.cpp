@@ -2,6 +2,8 @@
 // hold whatever the weights (the SmolLM2 goldens check it against llama.cpp).
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 #include <filesystem>
 
@@ -232,34 +234,83 @@ TEST(Swiglu, VectorAndTailAgreeWithScalarDefinition) {
   }
 }
 
+// Fresh random weights (quantized) and activations for the kernel tests.
+struct DotCase {
+  int64_t n;
+  size_t rb;
+  std::vector<uint8_t> w;               // [rows × rb] weight blocks
+  std::vector<std::vector<uint8_t>> a;  // [tokens][act row bytes]
+};
+
+DotCase make_dot_case(Type t, int64_t n, int rows, int tokens, uint32_t seed) {
+  const auto& tr = core::quant::traits(t);
+  DotCase c{n, core::quant::row_bytes(t, n), {}, {}};
+  c.w.resize(c.rb * rows);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (int r = 0; r < rows; ++r) {
+    for (auto& v : x) v = nd(rng);
+    tr.from_float(x.data(), c.w.data() + r * c.rb, n);
+  }
+  for (int t = 0; t < tokens; ++t) {
+    for (auto& v : x) v = nd(rng) * (1.0f + t);
+    c.a.emplace_back(core::quant::row_bytes(tr.vec_dot_type, n));
+    cpu::quantize_activations(tr.vec_dot_type, x.data(), c.a.back().data(), n);
+  }
+  return c;
+}
+
 TEST(DotRows, FourRowKernelsEqualSingleRow) {
   for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
     auto rows4 = cpu::best_vec_dot_rows4(t);
     if (!rows4) GTEST_SKIP() << "no 4-row kernel on this CPU";
     const auto& tr = core::quant::traits(t);
-    const int64_t n = 1024;
-    const size_t rb = core::quant::row_bytes(t, n);
-    std::vector<uint8_t> w(rb * 4), a(core::quant::row_bytes(tr.vec_dot_type, n));
-    std::vector<float> x(n);
-    for (int r = 0; r < 4; ++r) {
-      for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.1f * i + r);
-      tr.from_float(x.data(), w.data() + r * rb, n);
-    }
-    for (int64_t i = 0; i < n; ++i) x[i] = std::cos(0.37f * i);
-    cpu::quantize_activations(tr.vec_dot_type, x.data(), a.data(), n);
-    std::vector<uint8_t> a1(a.size());
-    for (int64_t i = 0; i < n; ++i) x[i] = std::cos(0.11f * i + 1.0f) * 3.0f;
-    cpu::quantize_activations(tr.vec_dot_type, x.data(), a1.data(), n);
-    float out[4], out0[4], out1[4];
-    rows4(n, w.data(), rb, a.data(), out);
-    auto rows4x2 = cpu::best_vec_dot_rows4x2(t);
-    ASSERT_NE(rows4x2, nullptr);
-    rows4x2(n, w.data(), rb, a.data(), a1.data(), out0, out1);
+    const DotCase c = make_dot_case(t, 1024, 4, 2, 11 + static_cast<uint32_t>(t));
     const auto dot = cpu::best_vec_dot(t);
-    for (int r = 0; r < 4; ++r) {
-      EXPECT_EQ(out[r], dot(n, w.data() + r * rb, a.data())) << tr.name << " row " << r;
-      EXPECT_EQ(out0[r], out[r]) << tr.name << " row " << r;
-      EXPECT_EQ(out1[r], dot(n, w.data() + r * rb, a1.data())) << tr.name << " row " << r;
+    float out[4];
+    rows4(c.n, c.w.data(), c.rb, c.a[0].data(), out);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], dot(c.n, c.w.data() + r * c.rb, c.a[0].data())) << tr.name << " row " << r;
+    // Two-token prefill kernels exist for the legacy types (K-quants use the
+    // four-token kernel below).
+    if (auto rows4x2 = cpu::best_vec_dot_rows4x2(t)) {
+      float out0[4], out1[4];
+      rows4x2(c.n, c.w.data(), c.rb, c.a[0].data(), c.a[1].data(), out0, out1);
+      for (int r = 0; r < 4; ++r) {
+        EXPECT_EQ(out0[r], out[r]) << tr.name << " row " << r;
+        EXPECT_EQ(out1[r], dot(c.n, c.w.data() + r * c.rb, c.a[1].data())) << tr.name << " row " << r;
+      }
+    }
+  }
+}
+
+// The K-quant prefill kernel (four interleaved tokens) gives, for every row
+// and token, exactly the decode kernel's result: a token's output must not
+// depend on the batch it was computed in.
+TEST(DotRows, FourTokenKernelsEqualSingleRowBitForBit) {
+  for (Type t : {Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+    auto tok4 = cpu::best_vec_dot_tokens4(t);
+    if (!tok4) GTEST_SKIP() << "no four-token kernel on this CPU";
+    const auto& tr = core::quant::traits(t);
+    for (int rep = 0; rep < 3; ++rep) {
+      const int rows = 5 + rep;  // not a multiple of 4
+      const DotCase c = make_dot_case(t, 256 * (1 + 3 * rep), rows, 4, 100 * rep + static_cast<uint32_t>(t));
+      std::vector<uint8_t> a4(static_cast<size_t>(c.n / 256) * sizeof(cpu::BlockQ8Kx4));
+      const void* act_rows[4] = {c.a[0].data(), c.a[1].data(), c.a[2].data(), c.a[3].data()};
+      cpu::interleave_q8_K_x4(act_rows, a4.data(), c.n);
+      const size_t stride = 9;  // output row stride > rows
+      std::vector<float> out(4 * stride, -1.0f);
+      tok4(c.n, c.w.data(), c.rb, rows, a4.data(), out.data(), stride);
+      const auto dot = cpu::best_vec_dot(t);
+      const auto& ref = tr.vec_dot;
+      for (int tk = 0; tk < 4; ++tk)
+        for (int r = 0; r < rows; ++r) {
+          const float want = dot(c.n, c.w.data() + r * c.rb, c.a[tk].data());
+          EXPECT_EQ(out[tk * stride + r], want) << tr.name << " token " << tk << " row " << r;
+          const float exact = ref(c.n, c.w.data() + r * c.rb, c.a[tk].data());
+          EXPECT_NEAR(want, exact, 1e-4f * (std::fabs(exact) + 1.0f)) << tr.name;
+        }
+      EXPECT_EQ(out[rows], -1.0f) << "wrote past the rows";
     }
   }
 }
