@@ -22,6 +22,7 @@ struct StageMemory {
   uint64_t weight_bytes = 0;  // tensor bytes of the shard
   uint64_t kv_bytes = 0;      // KV cache bytes reserved
   uint64_t scratch_bytes = 0; // activations and workspace (device backends)
+  uint64_t repacked_bytes = 0;  // weights copied into a kernel layout in RAM (CPU backends)
 };
 
 class StageBackend {

@@ -29,7 +29,9 @@ CpuStage::CpuStage(std::shared_ptr<const core::gguf::File> file, ShardSpec spec,
 }
 
 core::StageMemory CpuStage::memory() const {
-  return {device_, "ram", weight_bytes_, engine_.kv().bytes()};
+  core::StageMemory m{device_, "ram", weight_bytes_, engine_.kv().bytes()};
+  m.repacked_bytes = engine_.repacked_bytes();
+  return m;
 }
 
 void CpuStage::run_layers(float* hidden, std::span<const core::StageRow> rows) {

@@ -1,10 +1,14 @@
 #include "cpu_worker/llama_engine.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "cpu_worker/ops.h"
+#include "cpu_worker/repack_q4_k.h"
 #include "cpu_worker/swiglu.h"
 
 namespace tandem::cpu {
@@ -20,7 +24,27 @@ LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec
       kv_(cfg_, spec_.layer_end - spec_.layer_begin, opt.kv),
       k_codec_(kv_row_codec(opt.kv.k_type)),
       v_codec_(kv_row_codec(opt.kv.v_type)),
-      attn_scratch_(std::make_unique<tbb::enumerable_thread_specific<AttentionScratch>>()) {}
+      attn_scratch_(std::make_unique<tbb::enumerable_thread_specific<AttentionScratch>>()) {
+  repack_weights();
+}
+
+void LlamaEngine::repack_weights() {
+  const long page = ::sysconf(_SC_PAGESIZE);
+  for (auto& L : w_.layers) {
+    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      if (!m->data || m->type != quant::Type::Q4_K || !q4_K_x8_enabled(m->rows, m->cols)) continue;
+      repacked_.push_back(repack_q4_K_x8(m->data, m->row_bytes, m->rows, m->cols));
+      m->x8 = repacked_.back().data();
+      repacked_bytes_ += repacked_.back().size();
+      // The kernels read the copy from now on: give the mapping's pages of
+      // this tensor back, so resident memory counts the weights once.
+      const auto begin = reinterpret_cast<uintptr_t>(m->data);
+      const uintptr_t lo = (begin + page - 1) / page * page;
+      const uintptr_t hi = (begin + m->rows * m->row_bytes) / page * page;
+      if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    }
+  }
+}
 
 void LlamaEngine::embed(std::span<const int32_t> tokens, float* hidden) {
   if (!spec_.embedding) throw Error("this shard does not own the token embedding");

@@ -38,6 +38,9 @@ class LlamaEngine {
   const core::ModelConfig& config() const { return cfg_; }
   const ShardSpec& shard() const { return spec_; }
   const KvCache& kv() const { return kv_; }
+  // Bytes of weights copied into a kernel layout at load (RAM outside the
+  // mapping, whose pages of those tensors are released).
+  uint64_t repacked_bytes() const { return repacked_bytes_; }
   int threads() const { return pool_.threads(); }
 
   // hidden: [tokens.size() × n_embd] rows of the embedding table.
@@ -90,6 +93,10 @@ class LlamaEngine {
   const float* acts_src_ = nullptr;  // rows acts_ was made from (reused while unchanged)
   KvRowCodec k_codec_, v_codec_;  // how K / V rows are stored, read and dotted
   std::unique_ptr<tbb::enumerable_thread_specific<AttentionScratch>> attn_scratch_;
+  std::vector<std::vector<uint8_t>> repacked_;  // storage behind Matrix::x8
+  uint64_t repacked_bytes_ = 0;
+
+  void repack_weights();
 };
 
 }  // namespace tandem::cpu

@@ -267,7 +267,8 @@ class Worker final : public pb::Worker::Service {
     }
     // Weights in RAM: the pages of the mapped GGUF this process has touched
     // (its own layers only); in VRAM: the bytes uploaded.
-    const uint64_t ram_weights = resident_bytes_of_file(path);
+    // Pages of the mapping plus the weights repacked into RAM at load.
+    const uint64_t ram_weights = resident_bytes_of_file(path) + memory_.repacked_bytes;
     std::lock_guard lk(mu_);
     weight_resident_ = memory_.memory == "vram" ? memory_.weight_bytes : ram_weights;
     m_.resident.Add({{"kind", "weights_resident"}, {"memory", memory_.memory}}).Set(static_cast<double>(weight_resident_));
