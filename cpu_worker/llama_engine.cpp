@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "cpu_worker/ops.h"
-#include "cpu_worker/repack_q4_k.h"
+#include "cpu_worker/repack_x8.h"
 #include "cpu_worker/swiglu.h"
 
 namespace tandem::cpu {
@@ -32,8 +32,8 @@ void LlamaEngine::repack_weights() {
   const long page = ::sysconf(_SC_PAGESIZE);
   for (auto& L : w_.layers) {
     for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      if (!m->data || m->type != quant::Type::Q4_K || !q4_K_x8_enabled(m->rows, m->cols)) continue;
-      repacked_.push_back(repack_q4_K_x8(m->data, m->row_bytes, m->rows, m->cols));
+      if (!m->data || !x8_enabled(m->type, m->rows, m->cols)) continue;
+      repacked_.push_back(repack_x8(m->type, m->data, m->row_bytes, m->rows, m->cols));
       m->x8 = repacked_.back().data();
       repacked_bytes_ += repacked_.back().size();
       // The kernels read the copy from now on: give the mapping's pages of

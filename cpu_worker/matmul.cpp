@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "cpu_worker/repack_q4_k.h"
+#include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 
 namespace tandem::cpu {
@@ -44,7 +44,7 @@ void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant
 // group's weights stay in cache while every token of the batch meets them.
 void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
   const int64_t n_tok = x.rows(), n_out = w.rows, groups = n_out / 8;
-  const size_t group_bytes = static_cast<size_t>(w.cols / quant::traits(w.type).block_size) * sizeof(BlockQ4Kx8);
+  const size_t group_bytes = x8_group_bytes(w.type, w.cols);
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, groups / (8 * pool.threads())));
   pool.parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
@@ -52,7 +52,7 @@ void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& 
         const int n = static_cast<int>(std::min<int64_t>(4, n_tok - t));
         const uint8_t* a[4] = {x.row(t), nullptr, nullptr, nullptr};
         for (int k = 1; k < n; ++k) a[k] = x.row(t + k);
-        q4_K_x8_dot(w.cols, w.x8 + g * group_bytes, a, n, out + t * n_out + 8 * g, static_cast<size_t>(n_out));
+        x8_dot(w.type, w.cols, w.x8 + g * group_bytes, a, n, out + t * n_out + 8 * g, static_cast<size_t>(n_out));
       }
   });
 }

@@ -21,8 +21,8 @@ struct Matrix {
   int64_t cols = 0;
   int64_t rows = 0;
   size_t row_bytes = 0;
-  // The same weights repacked for the eight-row kernels (Q4_K: BlockQ4Kx8
-  // groups, see repack_q4_k.h), owned by the engine; null when not repacked.
+  // The same weights repacked for the eight-row kernels (BlockQ4Kx8 or
+  // BlockQ6Kx8 groups, see repack_x8.h), owned by the engine; null when not.
   const uint8_t* x8 = nullptr;
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
 };

@@ -11,7 +11,7 @@
 #include "core/gguf_file.h"
 #include "core/synthetic_model.h"
 #include "cpu_worker/llama_engine.h"
-#include "cpu_worker/repack_q4_k.h"
+#include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/swiglu.h"
 
@@ -316,30 +316,35 @@ TEST(DotRows, FourTokenKernelsEqualSingleRowBitForBit) {
   }
 }
 
-// Q4_K repacked into eight-row groups: every row and token bit-identical to
-// the file-layout kernel, for 1 to 4 tokens per call.
-TEST(DotRows, RepackedQ4KEqualsSingleRowBitForBit) {
-  if (!cpu::q4_K_x8_enabled(16, 1024)) GTEST_SKIP() << "no AVX2 (or TANDEM_REPACK=0): repacking off";
-  for (int64_t n : {256, 1024, 2816}) {
-    const DotCase c = make_dot_case(Type::Q4_K, n, 16, 4, 7 + static_cast<uint32_t>(n));
-    const std::vector<uint8_t> packed = cpu::repack_q4_K_x8(c.w.data(), c.rb, 16, n);
-    const size_t group = static_cast<size_t>(n / 256) * sizeof(cpu::BlockQ4Kx8);
-    ASSERT_EQ(packed.size(), 2 * group);
-    const auto dot = cpu::best_vec_dot(Type::Q4_K);
-    for (int n_tok = 1; n_tok <= 4; ++n_tok) {
-      const uint8_t* a[4] = {c.a[0].data(), c.a[1].data(), c.a[2].data(), c.a[3].data()};
-      const size_t stride = 19;
-      std::vector<float> out(4 * stride, -7.0f);
-      for (int g = 0; g < 2; ++g) cpu::q4_K_x8_dot(n, packed.data() + g * group, a, n_tok, out.data() + 8 * g, stride);
-      for (int t = 0; t < 4; ++t)
-        for (int r = 0; r < 16; ++r) {
-          if (t >= n_tok) {
-            EXPECT_EQ(out[t * stride + r], -7.0f) << "token " << t << " written though n_tok = " << n_tok;
-            continue;
+// Q3_K, Q4_K and Q6_K repacked into eight-row groups: every row and token
+// bit-identical to the file-layout kernel, for 1 to 4 tokens per call.
+TEST(DotRows, RepackedEightRowsEqualSingleRowBitForBit) {
+  for (Type type : {Type::Q3_K, Type::Q4_K, Type::Q6_K}) {
+    if (!cpu::x8_enabled(type, 16, 1024)) GTEST_SKIP() << "no AVX2 (or TANDEM_REPACK=0): repacking off";
+    for (int64_t n : {256, 1024, 2816}) {
+      const DotCase c = make_dot_case(type, n, 16, 4, 7 + static_cast<uint32_t>(n) + static_cast<uint32_t>(type));
+      const std::vector<uint8_t> packed = cpu::repack_x8(type, c.w.data(), c.rb, 16, n);
+      const size_t group = cpu::x8_group_bytes(type, n);
+      ASSERT_EQ(packed.size(), 2 * group);
+      ASSERT_EQ(group, static_cast<size_t>(n / 256) * (type == Type::Q4_K   ? sizeof(cpu::BlockQ4Kx8)
+                                                               : type == Type::Q6_K ? sizeof(cpu::BlockQ6Kx8)
+                                                                                    : sizeof(cpu::BlockQ3Kx8)));
+      const auto dot = cpu::best_vec_dot(type);
+      for (int n_tok = 1; n_tok <= 4; ++n_tok) {
+        const uint8_t* a[4] = {c.a[0].data(), c.a[1].data(), c.a[2].data(), c.a[3].data()};
+        const size_t stride = 19;
+        std::vector<float> out(4 * stride, -7.0f);
+        for (int g = 0; g < 2; ++g) cpu::x8_dot(type, n, packed.data() + g * group, a, n_tok, out.data() + 8 * g, stride);
+        for (int t = 0; t < 4; ++t)
+          for (int r = 0; r < 16; ++r) {
+            if (t >= n_tok) {
+              EXPECT_EQ(out[t * stride + r], -7.0f) << "token " << t << " written though n_tok = " << n_tok;
+              continue;
+            }
+            EXPECT_EQ(out[t * stride + r], dot(n, c.w.data() + r * c.rb, c.a[t].data()))
+                << core::quant::type_name(type) << " n " << n << " tokens " << n_tok << " token " << t << " row " << r;
           }
-          EXPECT_EQ(out[t * stride + r], dot(n, c.w.data() + r * c.rb, c.a[t].data()))
-              << "n " << n << " tokens " << n_tok << " token " << t << " row " << r;
-        }
+      }
     }
   }
 }

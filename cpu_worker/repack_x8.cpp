@@ -1,0 +1,310 @@
+#include "cpu_worker/repack_x8.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/quant_blocks.h"
+#include "cpu_worker/simd_dot.h"
+#include "cpu_worker/simd_x86.h"
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace tandem::cpu {
+
+namespace q = core::quant;
+
+namespace {
+
+bool has_x8_layout(q::Type t) { return t == q::Type::Q3_K || t == q::Type::Q4_K || t == q::Type::Q6_K; }
+
+size_t x8_block_bytes(q::Type t) {
+  return t == q::Type::Q4_K ? sizeof(BlockQ4Kx8) : t == q::Type::Q6_K ? sizeof(BlockQ6Kx8) : sizeof(BlockQ3Kx8);
+}
+
+void pack_q4_K(BlockQ4Kx8& b, int r, const q::BlockQ4_K& x) {
+  b.d[r] = x.d;
+  b.dmin[r] = x.dmin;
+  for (int j = 0; j < 8; ++j) {
+    uint8_t s, m;
+    q::get_scale_min_k4(j, x.scales, &s, &m);
+    b.sc[j][r] = s;
+    b.mn[j / 2][r][j % 2] = m;
+  }
+  for (int p = 0; p < 4; ++p)
+    for (int k = 0; k < 8; ++k) std::memcpy(b.qs[p][k][r], x.qs + 32 * p + 4 * k, 4);
+}
+
+void pack_q6_K(BlockQ6Kx8& b, int r, const q::BlockQ6_K& x) {
+  b.d[r] = x.d;
+  for (int j = 0; j < 16; ++j) b.sc[j / 2][r][j % 2] = x.scales[j];
+  for (int h = 0; h < 2; ++h)
+    for (int g = 0; g < 8; ++g) {
+      for (int k = 0; k < 2; ++k) std::memcpy(b.ql[h][k][g][r], x.ql + 64 * h + 32 * k + 4 * g, 4);
+      std::memcpy(b.qh[h][g][r], x.qh + 32 * h + 4 * g, 4);
+    }
+}
+
+void pack_q3_K(BlockQ3Kx8& b, int r, const q::BlockQ3_K& x) {
+  b.d[r] = x.d;
+  int8_t sc[16];
+  q::unpack_q3_k_scales(x.scales, sc);
+  for (int j = 0; j < 16; ++j) b.sc[j / 2][r][j % 2] = sc[j];
+  for (int g = 0; g < 8; ++g) {
+    for (int h = 0; h < 2; ++h) std::memcpy(b.qs[h][g][r], x.qs + 32 * h + 4 * g, 4);
+    std::memcpy(b.hm[g][r], x.hmask + 4 * g, 4);
+  }
+}
+
+}  // namespace
+
+bool x8_enabled(q::Type type, int64_t rows, int64_t cols) {
+  static const bool on = [] {
+    const char* v = std::getenv("TANDEM_REPACK");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on && has_x8_layout(type) && cpu_has_avx2() && rows % 8 == 0 && cols % q::QK_K == 0;
+}
+
+size_t x8_group_bytes(q::Type type, int64_t cols) {
+  return static_cast<size_t>(cols / q::QK_K) * x8_block_bytes(type);
+}
+
+std::vector<uint8_t> repack_x8(q::Type type, const uint8_t* data, size_t row_bytes, int64_t rows, int64_t cols) {
+  if (!has_x8_layout(type) || rows % 8 != 0 || cols % q::QK_K != 0)
+    throw core::Error("eight-row repack needs Q3_K, Q4_K or Q6_K, rows % 8 == 0 and cols % 256 == 0");
+  const int64_t nb = cols / q::QK_K;
+  std::vector<uint8_t> out(static_cast<size_t>(rows / 8) * x8_group_bytes(type, cols));
+  for (int64_t g = 0; g < rows / 8; ++g)
+    for (int r = 0; r < 8; ++r) {
+      const uint8_t* row = data + static_cast<size_t>(8 * g + r) * row_bytes;
+      for (int64_t i = 0; i < nb; ++i) {
+        const size_t at = static_cast<size_t>(g * nb + i);
+        if (type == q::Type::Q4_K)
+          pack_q4_K(reinterpret_cast<BlockQ4Kx8*>(out.data())[at], r, reinterpret_cast<const q::BlockQ4_K*>(row)[i]);
+        else if (type == q::Type::Q3_K)
+          pack_q3_K(reinterpret_cast<BlockQ3Kx8*>(out.data())[at], r, reinterpret_cast<const q::BlockQ3_K*>(row)[i]);
+        else
+          pack_q6_K(reinterpret_cast<BlockQ6Kx8*>(out.data())[at], r, reinterpret_cast<const q::BlockQ6_K*>(row)[i]);
+      }
+    }
+  return out;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+namespace {
+
+using namespace x86;
+
+TANDEM_AVX2 inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+template <int T>
+TANDEM_AVX2 void q4k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
+  const int64_t nb = cols / q::QK_K;
+  const auto* w = reinterpret_cast<const BlockQ4Kx8*>(wp);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[T], accm[T];  // lane r: row r of token t
+  for (int t = 0; t < T; ++t) acc[t] = accm[t] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const BlockQ4Kx8& b = w[i];
+    const q::BlockQ8_K* y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
+    __m256i isum[T];  // int32 lane r: Σ scale·q·y of row r
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    // Sub-block j = 2p + half: low nibbles of chunk p (half 0), then high
+    // (half 1) — one half at a time keeps the accumulators in registers.
+    for (int j = 0; j < 8; ++j) {
+      const int p = j / 2, half = j % 2;
+      // The eight rows' scales of sub-block j as int16 pairs [s_r, s_r].
+      const __m128i s8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc[j]));
+      const __m256i sc = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
+      __m256i s16[T];  // int16: ≤ 16 products of ≤ 15·127 each, below 2^15
+      for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[p][g]));
+        const __m256i qv = _mm256_and_si256(half ? _mm256_srli_epi16(v, 4) : v, m4);
+        for (int t = 0; t < T; ++t)
+          s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(qv, bcast4(y[t]->qs + 32 * j + 4 * g)));
+      }
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
+    }
+    const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    const __m256 xm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
+    for (int t = 0; t < T; ++t) {
+      // Σ_j min_j·bsum_j per row: mins of two sub-blocks interleaved per
+      // row against the pair of sums.
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t]->bsums));
+      const __m128i bp = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      alignas(16) int32_t pairs[4];  // int16 pairs (bp[2k], bp[2k+1])
+      _mm_store_si128(reinterpret_cast<__m128i*>(pairs), bp);
+      __m256i mins = _mm256_setzero_si256();
+      for (int k = 0; k < 4; ++k) {
+        const __m256i m16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.mn[k])));
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m16, _mm256_set1_epi32(pairs[k])));
+      }
+      const __m256 yd = _mm256_set1_ps(y[t]->d);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(yd, xd), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+      accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(-y[t]->d), xm), _mm256_cvtepi32_ps(mins), accm[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, _mm256_add_ps(acc[t], accm[t]));
+}
+
+
+// Σ_j sc_j·bsum_j per row (scale pairs [sub-block pair][row][2] against the
+// token's bsum pairs): the offset term of Q3_K (×4) and Q6_K (×32).
+TANDEM_AVX2 inline __m256i scale_bsums(const int8_t (*sc)[8][2], const int16_t* bsums) {
+  alignas(32) int32_t bpair[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(bpair), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums)));
+  __m256i off = _mm256_setzero_si256();
+  for (int k = 0; k < 8; ++k) {
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc[k])));
+    off = _mm256_add_epi32(off, _mm256_madd_epi16(s16, _mm256_set1_epi32(bpair[k])));
+  }
+  return off;
+}
+
+// [s_r, s_r] int16 pairs of sub-block 2c + e for the eight rows.
+TANDEM_AVX2 inline __m256i pair_scale(const int8_t (*sc)[8][2], int c, int e) {
+  const __m128i pair = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc[c]));
+  const __m128i sel = _mm_add_epi8(_mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14),
+                                   _mm_set1_epi8(static_cast<char>(e)));
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(pair, sel));
+}
+
+// Q6_K: per sub-block of 16 values (groups 4e .. 4e+3 of chunk c), int16
+// sums of two groups at a time (q ≤ 63), then the scale; the -32 offset once
+// per block through the bsums, as the row kernel does.
+template <int T>
+TANDEM_AVX2 void q6k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
+  const int64_t nb = cols / q::QK_K;
+  const auto* w = reinterpret_cast<const BlockQ6Kx8*>(wp);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  __m256 acc[T];  // lane r: row r of token t
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const BlockQ6Kx8& b = w[i];
+    const q::BlockQ8_K* y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) {  // chunk c = 4h + k: values 32c .. 32c+31
+      const int h = c / 4, k = c % 4;
+      for (int e = 0; e < 2; ++e) {  // sub-block 2c + e: groups 4e .. 4e+3
+        const __m256i sc = pair_scale(b.sc, c, e);
+        for (int gp = 0; gp < 2; ++gp) {
+          __m256i s16[T];  // ≤ 4 products of ≤ 63·127: below 2^15
+          for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+          for (int gg = 0; gg < 2; ++gg) {
+            const int g = 4 * e + 2 * gp + gg;
+            const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql[h][k & 1][g]));
+            const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[h][g]));
+            const __m256i lo = _mm256_and_si256((k & 2) ? _mm256_srli_epi16(l, 4) : l, m4);
+            const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), m3), 4);
+            const __m256i qv = _mm256_or_si256(lo, hi);
+            for (int t = 0; t < T; ++t)
+              s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(qv, bcast4(y[t]->qs + 32 * c + 4 * g)));
+          }
+          for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
+        }
+      }
+    }
+    const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    for (int t = 0; t < T; ++t) {
+      const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(scale_bsums(b.sc, y[t]->bsums), 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(total), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+}
+
+
+// Q3_K: q' = low two bits | high bit << 2 (0..7); a whole sub-block of 16
+// (four groups) sums in int16, then the scale; -4·Σ sc·bsum once per block.
+template <int T>
+TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
+  const int64_t nb = cols / q::QK_K;
+  const auto* w = reinterpret_cast<const BlockQ3Kx8*>(wp);
+  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const BlockQ3Kx8& b = w[i];
+    const q::BlockQ8_K* y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) {  // chunk c = 4h + k: values 32c .. 32c+31
+      const int h = c / 4, k = c % 4;
+      for (int e = 0; e < 2; ++e) {  // sub-block 2c + e: groups 4e .. 4e+3
+        __m256i s16[T];  // ≤ 8 products of ≤ 7·127
+        for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+        for (int gg = 0; gg < 4; ++gg) {
+          const int g = 4 * e + gg;
+          const __m256i lo = _mm256_and_si256(
+              _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[h][g])), 2 * k), m3);
+          const __m256i hb = _mm256_and_si256(
+              _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hm[g])), c), m1);
+          const __m256i qv = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+          for (int t = 0; t < T; ++t)
+            s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(qv, bcast4(y[t]->qs + 32 * c + 4 * g)));
+        }
+        const __m256i sc = pair_scale(b.sc, c, e);
+        for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
+      }
+    }
+    const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    for (int t = 0; t < T; ++t) {
+      const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(scale_bsums(b.sc, y[t]->bsums), 2));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(total), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+}
+
+}  // namespace
+#endif
+
+void x8_dot(q::Type type, int64_t cols, const uint8_t* w, const uint8_t* const* a, int n_tok, float* out,
+            size_t out_stride) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (n_tok >= 1 && n_tok <= 4 && cpu_has_avx2()) {
+    if (type == q::Type::Q4_K) {
+      switch (n_tok) {
+        case 1: return q4k_x8<1>(cols, w, a, out, out_stride);
+        case 2: return q4k_x8<2>(cols, w, a, out, out_stride);
+        case 3: return q4k_x8<3>(cols, w, a, out, out_stride);
+        default: return q4k_x8<4>(cols, w, a, out, out_stride);
+      }
+    }
+    if (type == q::Type::Q3_K) {
+      switch (n_tok) {
+        case 1: return q3k_x8<1>(cols, w, a, out, out_stride);
+        case 2: return q3k_x8<2>(cols, w, a, out, out_stride);
+        case 3: return q3k_x8<3>(cols, w, a, out, out_stride);
+        default: return q3k_x8<4>(cols, w, a, out, out_stride);
+      }
+    }
+    if (type == q::Type::Q6_K) {
+      switch (n_tok) {
+        case 1: return q6k_x8<1>(cols, w, a, out, out_stride);
+        case 2: return q6k_x8<2>(cols, w, a, out, out_stride);
+        case 3: return q6k_x8<3>(cols, w, a, out, out_stride);
+        default: return q6k_x8<4>(cols, w, a, out, out_stride);
+      }
+    }
+  }
+#endif
+  throw core::Error("x8_dot: Q3_K, Q4_K or Q6_K, 1 to 4 tokens per call, on an AVX2 CPU");
+}
+
+}  // namespace tandem::cpu
