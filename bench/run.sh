@@ -17,6 +17,9 @@ echo
 echo "== kernels (matrix-vector, 8192x8192, weight GB/s beside the read probe) =="
 "$build/tandem" bench kernels --threads 1,2
 echo
+echo "== kernels' compute ceiling (weights in L2, one thread) =="
+"$build/tandem_bench_kernels" --benchmark_min_time=0.2
+echo
 echo "== end to end: $(basename "$model") =="
 python3 "$here/bench_e2e.py" --tandem "$build/tandem" --model "$model" --out bench_e2e.json
 for mix in Q4_K_M Q3_K_M; do
