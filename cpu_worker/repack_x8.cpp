@@ -54,10 +54,17 @@ void pack_q3_K(BlockQ3Kx8& b, int r, const q::BlockQ3_K& x) {
   int8_t sc[16];
   q::unpack_q3_k_scales(x.scales, sc);
   for (int j = 0; j < 16; ++j) b.sc[j / 2][r][j % 2] = sc[j];
-  for (int g = 0; g < 8; ++g) {
-    for (int h = 0; h < 2; ++h) std::memcpy(b.qs[h][g][r], x.qs + 32 * h + 4 * g, 4);
-    std::memcpy(b.hm[g][r], x.hmask + 4 * g, 4);
+  uint8_t q3[q::QK_K];  // q + 4 of every value, 0..7
+  for (int v = 0; v < q::QK_K; ++v) {
+    const int h = v / 128, k = (v % 128) / 32, l = v % 32;
+    const int low = (x.qs[32 * h + l] >> (2 * k)) & 3;
+    const int high = (x.hmask[l] >> (4 * h + k)) & 1;
+    q3[v] = static_cast<uint8_t>(low | high << 2);
   }
+  for (int p = 0; p < 4; ++p)
+    for (int g = 0; g < 8; ++g)
+      for (int i = 0; i < 4; ++i)
+        b.qs[p][g][r][i] = static_cast<uint8_t>(q3[64 * p + 4 * g + i] | q3[64 * p + 32 + 4 * g + i] << 4);
 }
 
 }  // namespace
@@ -228,13 +235,14 @@ TANDEM_AVX2 void q6k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
 }
 
 
-// Q3_K: q' = low two bits | high bit << 2 (0..7); a whole sub-block of 16
-// (four groups) sums in int16, then the scale; -4·Σ sc·bsum once per block.
+// Q3_K: nibbles as Q4_Kx8's (q + 4, 0..7); per 32-value chunk two
+// sub-blocks of 16 (groups 0-3, 4-7), each summed in int16 before its scale;
+// -4·Σ sc·bsum once per block.
 template <int T>
 TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
   const int64_t nb = cols / q::QK_K;
   const auto* w = reinterpret_cast<const BlockQ3Kx8*>(wp);
-  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
@@ -243,18 +251,15 @@ TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
-    for (int c = 0; c < 8; ++c) {  // chunk c = 4h + k: values 32c .. 32c+31
-      const int h = c / 4, k = c % 4;
+    for (int c = 0; c < 8; ++c) {  // values 32c .. 32c+31: nibble half c % 2 of chunk pair p = c / 2
+      const int p = c / 2, half = c % 2;
       for (int e = 0; e < 2; ++e) {  // sub-block 2c + e: groups 4e .. 4e+3
         __m256i s16[T];  // ≤ 8 products of ≤ 7·127
         for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
         for (int gg = 0; gg < 4; ++gg) {
           const int g = 4 * e + gg;
-          const __m256i lo = _mm256_and_si256(
-              _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[h][g])), 2 * k), m3);
-          const __m256i hb = _mm256_and_si256(
-              _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hm[g])), c), m1);
-          const __m256i qv = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[p][g]));
+          const __m256i qv = _mm256_and_si256(half ? _mm256_srli_epi16(v, 4) : v, m4);
           for (int t = 0; t < T; ++t)
             s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(qv, bcast4(y[t]->qs + 32 * c + 4 * g)));
         }
