@@ -99,18 +99,8 @@ Type low_bit_iq_upgrade(QuantMix m) { return m == QuantMix::IQ2_S || m == QuantM
 // The output projection, and token_embd when it doubles as the output.
 Type output_type(QuantMix m, Type base, int64_t row_len) {
   if (row_len % quant::traits(base).block_size != 0) return Type::Q8_0;
-  switch (m) {
-    case QuantMix::IQ1_S:
-    case QuantMix::IQ1_M:
-    case QuantMix::IQ2_XXS:
-    case QuantMix::IQ2_XS:
-    case QuantMix::IQ2_S:
-    case QuantMix::IQ2_M:
-    case QuantMix::IQ3_XXS:
-      return Type::Q5_K;
-    default:
-      return base == Type::Q8_0 ? Type::Q8_0 : Type::Q6_K;
-  }
+  if (is_low_bit_iq(m) || m == QuantMix::IQ3_XXS) return Type::Q5_K;
+  return base == Type::Q8_0 ? Type::Q8_0 : Type::Q6_K;
 }
 
 Type token_embd_type(QuantMix m, Type base) {

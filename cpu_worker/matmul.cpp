@@ -26,18 +26,24 @@ void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant
     for (int64_t r = b; r < e; ++r) quantize_activations(act_type, x + r * cols, dst + r * row_bytes_, cols);
   });
   data_ = dst;
-  tokens4_.clear();
-  if (act_type == quant::Type::Q8_K && n_rows >= 4) {
-    const int64_t groups = n_rows / 4;
-    tokens4_bytes_ = static_cast<size_t>(cols / quant::traits(act_type).block_size) * sizeof(BlockQ8Kx4);
-    tokens4_.resize(static_cast<size_t>(groups) * tokens4_bytes_);
+  tokens4_ready_ = false;
+}
+
+const uint8_t* QuantizedActs::tokens4(ThreadPool& pool) const {
+  if (type_ != quant::Type::Q8_K || n_rows_ < 4) return nullptr;
+  if (!tokens4_ready_) {
+    const int64_t groups = n_rows_ / 4;
+    tokens4_bytes_ = static_cast<size_t>(cols_ / quant::traits(type_).block_size) * sizeof(BlockQ8Kx4);
+    if (tokens4_.size() < static_cast<size_t>(groups) * tokens4_bytes_) tokens4_.resize(static_cast<size_t>(groups) * tokens4_bytes_);
     pool.parallel_for(groups, 1, [&](int64_t b, int64_t e) {
       for (int64_t g = b; g < e; ++g) {
         const void* rows[4] = {row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)};
-        interleave_q8_K_x4(rows, tokens4_.data() + static_cast<size_t>(g) * tokens4_bytes_, cols);
+        interleave_q8_K_x4(rows, tokens4_.data() + static_cast<size_t>(g) * tokens4_bytes_, cols_);
       }
     });
+    tokens4_ready_ = true;
   }
+  return tokens4_.data();
 }
 
 // Eight-row groups of a repacked matrix, up to four tokens per call; each
@@ -46,13 +52,17 @@ void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& 
   const int64_t n_tok = x.rows(), n_out = w.rows, groups = n_out / 8;
   const size_t group_bytes = x8_group_bytes(w.type, w.cols);
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, groups / (8 * pool.threads())));
+  // Kernels picked once: four tokens per call, then the remainder.
+  const X8DotFn four = x8_kernel(w.type, 4);
+  const int rest = static_cast<int>(n_tok % 4);
+  const X8DotFn tail = rest ? x8_kernel(w.type, rest) : nullptr;
   pool.parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t t = 0; t < n_tok; t += 4) {
         const int n = static_cast<int>(std::min<int64_t>(4, n_tok - t));
         const uint8_t* a[4] = {x.row(t), nullptr, nullptr, nullptr};
         for (int k = 1; k < n; ++k) a[k] = x.row(t + k);
-        x8_dot(w.type, w.cols, w.x8 + g * group_bytes, a, n, out + t * n_out + 8 * g, static_cast<size_t>(n_out));
+        (n == 4 ? four : tail)(w.cols, w.x8 + g * group_bytes, a, out + t * n_out + 8 * g, static_cast<size_t>(n_out));
       }
   });
 }
@@ -65,7 +75,8 @@ void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& poo
   const VecDotFn dot = best_vec_dot(w.type);
   const VecDotRowsFn dot4 = best_vec_dot_rows4(w.type);
   const VecDotRows2Fn dot4x2 = best_vec_dot_rows4x2(w.type);
-  const KTokens4Fn tok4 = x.tokens4(0) ? best_vec_dot_tokens4(w.type) : nullptr;
+  const KTokens4Fn tok4 = x.type() == quant::Type::Q8_K && x.rows() >= 4 ? best_vec_dot_tokens4(w.type) : nullptr;
+  const uint8_t* a4 = tok4 ? x.tokens4(pool) : nullptr;  // interleaved before the parallel region
   const int64_t n_tok = x.rows();
   const int64_t n_out = w.rows;
   // Work split by chunks of output rows. Within a chunk, blocks of rows small
@@ -79,7 +90,7 @@ void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& poo
   auto rows_block = [&](int64_t r0, int64_t r1) {
     int64_t t = 0;
     if (tok4)  // Four tokens share each broadcast weight group.
-      for (; t + 4 <= n_tok; t += 4) tok4(w.cols, w.row(r0), w.row_bytes, r1 - r0, x.tokens4(t / 4), out + t * n_out + r0, n_out);
+      for (; t + 4 <= n_tok; t += 4) tok4(w.cols, w.row(r0), w.row_bytes, r1 - r0, a4 + (t / 4) * x.tokens4_bytes(), out + t * n_out + r0, n_out);
     if (dot4x2) {
       // Two tokens at a time share each unpacked weight block.
       for (; t + 2 <= n_tok; t += 2) {

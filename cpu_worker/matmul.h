@@ -18,11 +18,13 @@ class QuantizedActs {
   const uint8_t* row(int64_t r) const { return data_ + static_cast<size_t>(r) * row_bytes_; }
   int64_t rows() const { return n_rows_; }
   int64_t cols() const { return cols_; }
-  // Q8_K rows 4g .. 4g+3 interleaved (BlockQ8Kx4) for the K-quant prefill
-  // kernels; nullptr unless the type is Q8_K and there are at least 4 rows.
-  const uint8_t* tokens4(int64_t g) const {
-    return tokens4_.empty() ? nullptr : tokens4_.data() + static_cast<size_t>(g) * tokens4_bytes_;
-  }
+  // The Q8_K rows interleaved four at a time (group g = rows 4g .. 4g+3, at
+  // g × tokens4_bytes()) for the K-quant four-token kernels; made on the
+  // first call after quantize(), since only K-quant matrices without an
+  // eight-row layout read them. nullptr unless the type is Q8_K and there
+  // are at least 4 rows. Not for concurrent first calls.
+  const uint8_t* tokens4(ThreadPool& pool) const;
+  size_t tokens4_bytes() const { return tokens4_bytes_; }
 
  private:
   quant::Type type_ = quant::Type::F32;
@@ -30,8 +32,9 @@ class QuantizedActs {
   size_t row_bytes_ = 0;
   const uint8_t* data_ = nullptr;
   std::vector<uint8_t> buf_;  // [n_rows × row_bytes] blocks; unused for F32 (points at x)
-  std::vector<uint8_t> tokens4_;  // [n_rows / 4 × tokens4_bytes_] interleaved Q8_K groups
-  size_t tokens4_bytes_ = 0;      // cols / 256 BlockQ8Kx4
+  mutable std::vector<uint8_t> tokens4_;  // [n_rows / 4 × tokens4_bytes_] interleaved Q8_K groups
+  mutable size_t tokens4_bytes_ = 0;      // cols / 256 BlockQ8Kx4
+  mutable bool tokens4_ready_ = false;    // tokens4_ holds the rows of the last quantize()
 };
 
 // out: [x.rows() × w.rows] f32, row-major (out[t * w.rows + r] = dot(W_r, x_t)).

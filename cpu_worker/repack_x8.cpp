@@ -2,17 +2,12 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/error.h"
 #include "core/quant_blocks.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/simd_x86.h"
-
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 namespace tandem::cpu {
 
@@ -279,37 +274,24 @@ TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
 }  // namespace
 #endif
 
-void x8_dot(q::Type type, int64_t cols, const uint8_t* w, const uint8_t* const* a, int n_tok, float* out,
-            size_t out_stride) {
+X8DotFn x8_kernel(q::Type type, int n_tok) {
 #if defined(__x86_64__) || defined(__i386__)
+  static constexpr X8DotFn q3[4] = {q3k_x8<1>, q3k_x8<2>, q3k_x8<3>, q3k_x8<4>};
+  static constexpr X8DotFn q4[4] = {q4k_x8<1>, q4k_x8<2>, q4k_x8<3>, q4k_x8<4>};
+  static constexpr X8DotFn q6[4] = {q6k_x8<1>, q6k_x8<2>, q6k_x8<3>, q6k_x8<4>};
   if (n_tok >= 1 && n_tok <= 4 && cpu_has_avx2()) {
-    if (type == q::Type::Q4_K) {
-      switch (n_tok) {
-        case 1: return q4k_x8<1>(cols, w, a, out, out_stride);
-        case 2: return q4k_x8<2>(cols, w, a, out, out_stride);
-        case 3: return q4k_x8<3>(cols, w, a, out, out_stride);
-        default: return q4k_x8<4>(cols, w, a, out, out_stride);
-      }
-    }
-    if (type == q::Type::Q3_K) {
-      switch (n_tok) {
-        case 1: return q3k_x8<1>(cols, w, a, out, out_stride);
-        case 2: return q3k_x8<2>(cols, w, a, out, out_stride);
-        case 3: return q3k_x8<3>(cols, w, a, out, out_stride);
-        default: return q3k_x8<4>(cols, w, a, out, out_stride);
-      }
-    }
-    if (type == q::Type::Q6_K) {
-      switch (n_tok) {
-        case 1: return q6k_x8<1>(cols, w, a, out, out_stride);
-        case 2: return q6k_x8<2>(cols, w, a, out, out_stride);
-        case 3: return q6k_x8<3>(cols, w, a, out, out_stride);
-        default: return q6k_x8<4>(cols, w, a, out, out_stride);
-      }
-    }
+    if (type == q::Type::Q3_K) return q3[n_tok - 1];
+    if (type == q::Type::Q4_K) return q4[n_tok - 1];
+    if (type == q::Type::Q6_K) return q6[n_tok - 1];
   }
 #endif
-  throw core::Error("x8_dot: Q3_K, Q4_K or Q6_K, 1 to 4 tokens per call, on an AVX2 CPU");
+  throw core::Error("eight-row kernel: Q3_K, Q4_K or Q6_K, 1 to 4 tokens per call, on an AVX2 CPU (asked: " +
+                    std::string(q::type_name(type)) + ", " + std::to_string(n_tok) + " tokens)");
+}
+
+void x8_dot(q::Type type, int64_t cols, const uint8_t* w, const uint8_t* const* a, int n_tok, float* out,
+            size_t out_stride) {
+  x8_kernel(type, n_tok)(cols, w, a, out, out_stride);
 }
 
 }  // namespace tandem::cpu

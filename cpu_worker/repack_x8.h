@@ -71,6 +71,14 @@ size_t x8_group_bytes(core::quant::Type type, int64_t cols);
 // cols/256 eight-row blocks, group after group.
 std::vector<uint8_t> repack_x8(core::quant::Type type, const uint8_t* data, size_t row_bytes, int64_t rows, int64_t cols);
 
+// Eight rows (one group at w, `cols` values) × the kernel's token count of
+// Q8_K activation rows a[t]: out[t * out_stride + r].
+using X8DotFn = void (*)(int64_t cols, const uint8_t* w, const uint8_t* const* a, float* out, size_t out_stride);
+
+// The kernel for `type` and n_tok (1..4) tokens per call; throws core::Error
+// for a type without an eight-row layout or a CPU without AVX2.
+X8DotFn x8_kernel(core::quant::Type type, int n_tok);
+
 // Eight rows (one group at w) × n_tok (1..4) Q8_K activation rows a[t]:
 // out[t * out_stride + r].
 void x8_dot(core::quant::Type type, int64_t cols, const uint8_t* w, const uint8_t* const* a, int n_tok, float* out,

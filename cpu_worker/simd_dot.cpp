@@ -27,13 +27,6 @@
 #define TANDEM_X86_SIMD 0
 #endif
 
-// The quantizers must match the scalar ones bit for bit: no FMA contraction.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 namespace tandem::cpu {
 
 namespace q = core::quant;

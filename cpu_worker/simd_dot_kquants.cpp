@@ -22,12 +22,6 @@
 #include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
 
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 namespace tandem::cpu {
 
 namespace q = core::quant;
@@ -401,53 +395,45 @@ TANDEM_AVX2 void dot4(int64_t n, const uint8_t* w, size_t stride, const void* a,
 }  // namespace
 #endif
 
-VecDotFn kquant_dot_avx2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
+namespace {
+
+// The kernel family K instantiated for the decoder of K-quant type t.
+struct Dot1 {
+  template <typename P>
+  static constexpr VecDotFn fn = dot1<P>;
+};
+struct Dot4 {
+  template <typename P>
+  static constexpr VecDotRowsFn fn = dot4<P>;
+};
+struct Tokens4 {
+  template <typename P>
+  static constexpr KTokens4Fn fn = kq_tokens4<P>;
+};
+
+template <typename K>
+auto pick(Type t) -> decltype(K::template fn<Q4K>) {
   switch (t) {
-    case Type::Q2_K: return dot1<Q2K>;
-    case Type::Q3_K: return dot1<Q3K>;
-    case Type::Q4_K: return dot1<Q4K>;
-    case Type::Q5_K: return dot1<Q5K>;
-    case Type::Q6_K: return dot1<Q6K>;
+    case Type::Q2_K: return K::template fn<Q2K>;
+    case Type::Q3_K: return K::template fn<Q3K>;
+    case Type::Q4_K: return K::template fn<Q4K>;
+    case Type::Q5_K: return K::template fn<Q5K>;
+    case Type::Q6_K: return K::template fn<Q6K>;
     default: return nullptr;
   }
-#else
-  (void)t;
-  return nullptr;
-#endif
 }
 
-VecDotRowsFn kquant_rows4_avx2(Type t) {
-#if defined(__x86_64__) || defined(__i386__)
-  switch (t) {
-    case Type::Q2_K: return dot4<Q2K>;
-    case Type::Q3_K: return dot4<Q3K>;
-    case Type::Q4_K: return dot4<Q4K>;
-    case Type::Q5_K: return dot4<Q5K>;
-    case Type::Q6_K: return dot4<Q6K>;
-    default: return nullptr;
-  }
-#else
-  (void)t;
-  return nullptr;
-#endif
-}
+}  // namespace
 
-KTokens4Fn kquant_tokens4_avx2(Type t) {
-#if defined(__x86_64__) || defined(__i386__)
-  switch (t) {
-    case Type::Q2_K: return kq_tokens4<Q2K>;
-    case Type::Q3_K: return kq_tokens4<Q3K>;
-    case Type::Q4_K: return kq_tokens4<Q4K>;
-    case Type::Q5_K: return kq_tokens4<Q5K>;
-    case Type::Q6_K: return kq_tokens4<Q6K>;
-    default: return nullptr;
-  }
+VecDotFn kquant_dot_avx2(Type t) { return pick<Dot1>(t); }
+VecDotRowsFn kquant_rows4_avx2(Type t) { return pick<Dot4>(t); }
+KTokens4Fn kquant_tokens4_avx2(Type t) { return pick<Tokens4>(t); }
 #else
-  (void)t;
-  return nullptr;
+VecDotFn kquant_dot_avx2(Type) { return nullptr; }
+VecDotRowsFn kquant_rows4_avx2(Type) { return nullptr; }
+KTokens4Fn kquant_tokens4_avx2(Type) { return nullptr; }
 #endif
-}
 
 void interleave_q8_K_x4(const void* const rows[4], void* dst, int64_t n) {
   const int64_t nb = n / q::QK_K;

@@ -10,12 +10,6 @@
 #include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
 
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 namespace tandem::cpu {
 
 namespace q = core::quant;

@@ -2,6 +2,17 @@
 // Small AVX2 building blocks shared by the dot-product kernels. Every
 // function carries its own target attribute, so files that include this need
 // no -mavx2: callers dispatch at run time (cpu_has_avx2()).
+//
+// Including it also turns off FMA contraction for the rest of the file: the
+// kernels must give bit-exact results (the quantizers equal the scalar ones,
+// every dot kernel of a type equals the others), so every fused
+// multiply-add is an explicit intrinsic and the compiler may not add more.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 

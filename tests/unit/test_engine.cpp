@@ -11,6 +11,7 @@
 #include "core/gguf_file.h"
 #include "core/synthetic_model.h"
 #include "cpu_worker/llama_engine.h"
+#include "cpu_worker/matmul.h"
 #include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/swiglu.h"
@@ -346,6 +347,38 @@ TEST(DotRows, RepackedEightRowsEqualSingleRowBitForBit) {
           }
       }
     }
+  }
+}
+
+// matmul over a 10-token batch (two groups of four, then two) equals each
+// token's single-row dot bit for bit: the four-token kernel on the file
+// layout (Q5_K), and the eight-row layout with its tail call (Q4_K).
+TEST(DotRows, MatmulBatchEqualsSingleRowDots) {
+  for (Type type : {Type::Q5_K, Type::Q4_K}) {
+    const int rows = 16, tokens = 10;
+    const int64_t n = 512;
+    const DotCase c = make_dot_case(type, n, rows, 4, 91 + static_cast<uint32_t>(type));
+    std::vector<float> x(static_cast<size_t>(tokens) * n);  // [tokens × n] f32 activations
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto& v : x) v = nd(rng);
+    cpu::ThreadPool pool(2);
+    cpu::QuantizedActs acts;
+    acts.quantize(x.data(), tokens, n, cpu::act_type_for(type), pool);
+    cpu::Matrix m{c.w.data(), type, n, rows, c.rb};
+    std::vector<uint8_t> packed;
+    if (type == Type::Q4_K) {
+      if (!cpu::x8_enabled(type, rows, n)) GTEST_SKIP() << "no eight-row layout on this CPU";
+      packed = cpu::repack_x8(type, c.w.data(), c.rb, rows, n);
+      m.x8 = packed.data();
+    }
+    std::vector<float> out(static_cast<size_t>(tokens) * rows);
+    cpu::matmul(m, acts, out.data(), pool);
+    const auto dot = cpu::best_vec_dot(type);
+    for (int t = 0; t < tokens; ++t)
+      for (int r = 0; r < rows; ++r)
+        EXPECT_EQ(out[t * rows + r], dot(n, c.w.data() + r * c.rb, acts.row(t)))
+            << core::quant::type_name(type) << " token " << t << " row " << r;
   }
 }
 
