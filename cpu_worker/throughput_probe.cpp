@@ -87,11 +87,17 @@ double read_probe_gbps(int threads, size_t bytes, int reps) {
   return best;
 }
 
-KernelThroughput matvec_throughput(core::quant::Type type, int64_t rows, int64_t cols, int threads, int reps) {
-  namespace quant = core::quant;
-  const auto& tr = quant::traits(type);
+void check_matvec(core::quant::Type type, int64_t cols) {
+  const auto& tr = core::quant::traits(type);
   if (!tr.from_float || !best_vec_dot(type))
     throw core::Error("no quantizer or dot product for " + std::string(tr.name));
+  core::quant::row_bytes(type, cols);  // throws for rows that are not whole blocks
+}
+
+KernelThroughput matvec_throughput(core::quant::Type type, int64_t rows, int64_t cols, int threads, int reps) {
+  namespace quant = core::quant;
+  check_matvec(type, cols);
+  const auto& tr = quant::traits(type);
   const size_t rb = quant::row_bytes(type, cols);
   constexpr int64_t kDistinct = 64;  // distinct rows, repeated over the matrix
   std::vector<uint8_t> w(rb * static_cast<size_t>(rows));  // [rows × row bytes] weight blocks

@@ -22,6 +22,10 @@ struct KernelThroughput {
   double gbps = 0;          // best-of-reps weight bytes per second / 1e9 (activation quantization included)
 };
 
+// Throws core::Error naming the problem when matvec_throughput cannot run
+// `type` with rows of `cols` values (no quantizer or kernel, ragged rows).
+void check_matvec(core::quant::Type type, int64_t cols);
+
 // y = W·x for a `rows × cols` matrix of `type` (random data; 64 distinct
 // quantized rows repeated, so making it is quick while the matrix still far
 // exceeds the caches), `reps` times; returns the best rate.

@@ -71,6 +71,7 @@ int run_kernels(const BenchOptions& o) {
   while (std::getline(ss, item, ',')) {
     const auto t = quant::type_from_name(item);
     if (!t) throw core::Error("--types: unknown type '" + item + "'");
+    cpu::check_matvec(*t, o.cols);  // before any measuring
     types.push_back(*t);
   }
   const std::vector<int> threads = parse_threads(o.threads);

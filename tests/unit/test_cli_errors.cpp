@@ -136,6 +136,8 @@ TEST_F(CliErrors, MissingFileAndBadOptions) {
   expect_clean_error(run_command(cli() + " synth -o " + shell_quote(dir_ + "/s.gguf") + " --preset llama-9-1t --type Q4_0"),
                      "llama-9-1t");
   expect_clean_error(run_command(cli() + " bench kernels --types Q4_0,Q7_7 --threads 1"), "Q7_7");
+  expect_clean_error(run_command(cli() + " bench kernels --types Q4_K --cols 300 --threads 1"), "300");
+  expect_clean_error(run_command(cli() + " bench kernels --types F32 --threads 1"), "F32");
   expect_clean_error(run_command(cli() + " bench model -m " + shell_quote(model_) + " --threads 1,x"), "'x'");
   expect_clean_error(run_command(cli() + " bench model -m " + shell_quote(model_) + " --prompt 900 --gen 200 --ctx 1024"),
                      "--ctx");
