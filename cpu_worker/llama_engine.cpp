@@ -30,20 +30,25 @@ LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec
 
 void LlamaEngine::repack_weights() {
   const long page = ::sysconf(_SC_PAGESIZE);
-  for (auto& L : w_.layers) {
-    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      if (!m->data || !x8_enabled(m->type, m->rows, m->cols)) continue;
-      repacked_.push_back(repack_x8(m->type, m->data, m->row_bytes, m->rows, m->cols));
-      m->x8 = repacked_.back().data();
-      repacked_bytes_ += repacked_.back().size();
-      // The kernels read the copy from now on: give the mapping's pages of
-      // this tensor back, so resident memory counts the weights once.
-      const auto begin = reinterpret_cast<uintptr_t>(m->data);
-      const uintptr_t lo = (begin + page - 1) / page * page;
-      const uintptr_t hi = (begin + m->rows * m->row_bytes) / page * page;
-      if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-    }
-  }
+  auto repack = [&](Matrix& m) {
+    if (!m.data || !x8_enabled(m.type, m.rows, m.cols)) return;
+    repacked_.push_back(repack_x8(m.type, m.data, m.row_bytes, m.rows, m.cols));
+    m.x8 = repacked_.back().data();
+    repacked_bytes_ += repacked_.back().size();
+    // The kernels read the copy from now on: give the mapping's pages of
+    // this tensor back, so resident memory counts the weights once. (A tied
+    // output head is also the embedding: a lookup faults its one row back in
+    // from the page cache.)
+    const auto begin = reinterpret_cast<uintptr_t>(m.data);
+    const uintptr_t lo = (begin + page - 1) / page * page;
+    const uintptr_t hi = (begin + m.rows * m.row_bytes) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  };
+  for (auto& L : w_.layers)
+    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(*m);
+  // The head is the largest single matrix of a Llama (vocabulary × n_embd,
+  // Q6_K in the K mixes): decode reads it every token.
+  if (spec_.head) repack(w_.output);
 }
 
 void LlamaEngine::embed(std::span<const int32_t> tokens, float* hidden) {

@@ -117,6 +117,7 @@ TANDEM_AVX2 void q4k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
   for (int t = 0; t < T; ++t) acc[t] = accm[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     const BlockQ4Kx8& b = w[i];
+    prefetch_span(w + i + 2, sizeof(BlockQ4Kx8));  // two super-blocks ahead
     const q::BlockQ8_K* y[T];
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
     __m256i isum[T];  // int32 lane r: Σ scale·q·y of row r
@@ -195,10 +196,44 @@ TANDEM_AVX2 void q6k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     const BlockQ6Kx8& b = w[i];
+    prefetch_span(w + i + 2, sizeof(BlockQ6Kx8));  // two super-blocks ahead
     const q::BlockQ8_K* y[T];
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    if constexpr (T <= 2) {
+      // Decode: each load of ql[h][0][g], ql[h][1][g] and qh[h][g] gives the
+      // quants of all four chunks k of half h (group g), so every byte is
+      // loaded once; four int16 accumulators, one per chunk.
+      const __m256i m30 = _mm256_set1_epi8(0x30), m0c = _mm256_set1_epi8(0x0C);
+      for (int h = 0; h < 2; ++h)
+        for (int e = 0; e < 2; ++e)
+          for (int gp = 0; gp < 2; ++gp) {
+            __m256i s16[T][4];  // ≤ 4 products of ≤ 63·127: below 2^15
+            for (int t = 0; t < T; ++t)
+              for (int k = 0; k < 4; ++k) s16[t][k] = _mm256_setzero_si256();
+            for (int gg = 0; gg < 2; ++gg) {
+              const int g = 4 * e + 2 * gp + gg;
+              const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql[h][0][g]));
+              const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql[h][1][g]));
+              const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[h][g]));
+              const __m256i qv[4] = {
+                  _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+                  _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m0c), 2)),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30)),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                  _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
+              for (int k = 0; k < 4; ++k)
+                for (int t = 0; t < T; ++t)
+                  s16[t][k] = _mm256_add_epi16(s16[t][k],
+                                               _mm256_maddubs_epi16(qv[k], bcast4(y[t]->qs + 32 * (4 * h + k) + 4 * g)));
+            }
+            for (int k = 0; k < 4; ++k) {
+              const __m256i sc = pair_scale(b.sc, 4 * h + k, e);
+              for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t][k], sc));
+            }
+          }
+    } else
     for (int c = 0; c < 8; ++c) {  // chunk c = 4h + k: values 32c .. 32c+31
       const int h = c / 4, k = c % 4;
       for (int e = 0; e < 2; ++e) {  // sub-block 2c + e: groups 4e .. 4e+3
@@ -242,6 +277,7 @@ TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     const BlockQ3Kx8& b = w[i];
+    prefetch_span(w + i + 2, sizeof(BlockQ3Kx8));  // two super-blocks ahead
     const q::BlockQ8_K* y[T];
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
     __m256i isum[T];

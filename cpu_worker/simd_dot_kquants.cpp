@@ -310,7 +310,9 @@ TANDEM_AVX2 inline void kq_dot(int64_t n, const uint8_t* w, size_t stride, const
   for (int r = 0; r < R; ++r) acc[r] = accm[r] = 0.0f;
   for (int64_t i = 0; i < nb; ++i) {
     for (int r = 0; r < R; ++r) {
-      const P blk(reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride)[i]);
+      const Block* row = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
+      prefetch_span(row + i + 4, sizeof(Block));
+      const P blk(row[i]);
       __m256i isum = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int c = 0; c < 8; ++c)
@@ -339,6 +341,7 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
     const auto* x = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
     __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();  // lane t: token t
     for (int64_t i = 0; i < nb; ++i) {
+      prefetch_span(x + i + 4, sizeof(Block));
       const P blk(x[i]);
       const BlockQ8Kx4& yb = y[i];
       __m256i isum = _mm256_setzero_si256();  // int32 lanes 2t, 2t+1: token t
