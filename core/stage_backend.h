@@ -23,6 +23,8 @@ struct StageMemory {
   uint64_t kv_bytes = 0;      // KV cache bytes reserved
   uint64_t scratch_bytes = 0; // activations and workspace (device backends)
   uint64_t repacked_bytes = 0;  // weights copied into a kernel layout in RAM (CPU backends)
+  uint64_t locked_bytes = 0;    // weights mlocked in RAM (CPU backends asked to lock)
+  std::string residency_warning;  // why a requested lock failed ("" if none)
 };
 
 class StageBackend {

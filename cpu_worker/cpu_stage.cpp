@@ -29,8 +29,14 @@ CpuStage::CpuStage(std::shared_ptr<const core::gguf::File> file, ShardSpec spec,
 }
 
 core::StageMemory CpuStage::memory() const {
-  core::StageMemory m{device_, "ram", weight_bytes_, engine_.kv().bytes()};
+  core::StageMemory m;
+  m.device = device_;
+  m.memory = "ram";
+  m.weight_bytes = weight_bytes_;
+  m.kv_bytes = engine_.kv().bytes();
   m.repacked_bytes = engine_.repacked_bytes();
+  m.locked_bytes = engine_.locked_bytes();
+  m.residency_warning = engine_.lock_error();
   return m;
 }
 

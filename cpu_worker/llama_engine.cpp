@@ -25,16 +25,38 @@ LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec
       k_codec_(kv_row_codec(opt.kv.k_type)),
       v_codec_(kv_row_codec(opt.kv.v_type)),
       attn_scratch_(std::make_unique<tbb::enumerable_thread_specific<AttentionScratch>>()) {
-  repack_weights();
+  repack_weights(opt.residency);
+  if (opt.residency.mlock) lock_weights();
 }
 
-void LlamaEngine::repack_weights() {
+void LlamaEngine::repack_weights(const Residency& res) {
+  // Every matrix with an eight-row layout: the layers', and the head, the
+  // largest single matrix of a Llama (vocabulary × n_embd, Q6_K in the K
+  // mixes), read every decoded token.
+  std::vector<Matrix*> todo;
+  for (auto& L : w_.layers)
+    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      if (m->data && x8_enabled(m->type, m->rows, m->cols)) todo.push_back(m);
+  if (spec_.head && w_.output.data && x8_enabled(w_.output.type, w_.output.rows, w_.output.cols))
+    todo.push_back(&w_.output);
+  if (todo.empty()) return;
+  // One buffer for the shard (one 2 MiB rounding, huge pages across matrix
+  // boundaries); each matrix 64-byte aligned inside it.
+  std::vector<size_t> at;
+  size_t total = 0;
+  for (const Matrix* m : todo) {
+    at.push_back(total);
+    total += (static_cast<size_t>(m->rows / 8) * x8_group_bytes(m->type, m->cols) + 63) / 64 * 64;
+  }
+  repacked_ = WeightBuffer(total, res.huge_pages);
   const long page = ::sysconf(_SC_PAGESIZE);
-  auto repack = [&](Matrix& m) {
-    if (!m.data || !x8_enabled(m.type, m.rows, m.cols)) return;
-    repacked_.push_back(repack_x8(m.type, m.data, m.row_bytes, m.rows, m.cols));
-    m.x8 = repacked_.back().data();
-    repacked_bytes_ += repacked_.back().size();
+  for (size_t i = 0; i < todo.size(); ++i) {
+    Matrix& m = *todo[i];
+    uint8_t* dst = repacked_.data() + at[i];
+    pool_.parallel_for(m.rows / 8, 16, [&](int64_t g0, int64_t g1) {
+      repack_x8_groups(m.type, m.data, m.row_bytes, m.cols, g0, g1, dst);
+    });
+    m.x8 = dst;
     // The kernels read the copy from now on: give the mapping's pages of
     // this tensor back, so resident memory counts the weights once. (A tied
     // output head is also the embedding: a lookup faults its one row back in
@@ -43,12 +65,31 @@ void LlamaEngine::repack_weights() {
     const uintptr_t lo = (begin + page - 1) / page * page;
     const uintptr_t hi = (begin + m.rows * m.row_bytes) / page * page;
     if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
+}
+
+void LlamaEngine::lock_weights() {
+  // What decode reads every token: the repacked copy and the matrices still
+  // read from the mapping (the embedding is read a row per token: not locked).
+  std::vector<std::pair<const void*, size_t>> spans;
+  if (repacked_.size()) spans.emplace_back(repacked_.data(), repacked_.size());
+  auto add = [&](const Matrix& m) {
+    if (m.data && !m.x8) spans.emplace_back(m.data, static_cast<size_t>(m.rows) * m.row_bytes);
   };
-  for (auto& L : w_.layers)
-    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(*m);
-  // The head is the largest single matrix of a Llama (vocabulary × n_embd,
-  // Q6_K in the K mixes): decode reads it every token.
-  if (spec_.head) repack(w_.output);
+  for (const auto& L : w_.layers)
+    for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) add(*m);
+  if (spec_.head) add(w_.output);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    lock_error_ = lock_pages(spans[i].first, spans[i].second);
+    if (!lock_error_.empty()) {
+      // All or nothing: a partly locked shard would only hide the problem.
+      for (size_t j = 0; j < i; ++j) unlock_pages(spans[j].first, spans[j].second);
+      lock_error_ = "mlock of " + std::to_string(locked_bytes_ + spans[i].second) + " bytes of weights failed: " + lock_error_;
+      locked_bytes_ = 0;
+      return;
+    }
+    locked_bytes_ += spans[i].second;
+  }
 }
 
 void LlamaEngine::embed(std::span<const int32_t> tokens, float* hidden) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/gguf_file.h"
@@ -15,6 +16,7 @@
 #include "cpu_worker/kv_cache.h"
 #include "cpu_worker/matmul.h"
 #include "cpu_worker/thread_pool.h"
+#include "cpu_worker/weight_buffer.h"
 #include "cpu_worker/weights.h"
 
 namespace tandem::cpu {
@@ -28,6 +30,7 @@ struct RowPos {
 struct EngineOptions {
   int threads = 1;
   KvCacheConfig kv;
+  Residency residency;
 };
 
 class LlamaEngine {
@@ -40,7 +43,11 @@ class LlamaEngine {
   const KvCache& kv() const { return kv_; }
   // Bytes of weights copied into a kernel layout at load (RAM outside the
   // mapping, whose pages of those tensors are released).
-  uint64_t repacked_bytes() const { return repacked_bytes_; }
+  uint64_t repacked_bytes() const { return repacked_.size(); }
+  // Bytes of weights mlocked (EngineOptions::residency.mlock), and why
+  // locking failed ("" when it did not, or was not asked for).
+  uint64_t locked_bytes() const { return locked_bytes_; }
+  const std::string& lock_error() const { return lock_error_; }
   int threads() const { return pool_.threads(); }
 
   // hidden: [tokens.size() × n_embd] rows of the embedding table.
@@ -93,10 +100,12 @@ class LlamaEngine {
   const float* acts_src_ = nullptr;  // rows acts_ was made from (reused while unchanged)
   KvRowCodec k_codec_, v_codec_;  // how K / V rows are stored, read and dotted
   std::unique_ptr<tbb::enumerable_thread_specific<AttentionScratch>> attn_scratch_;
-  std::vector<std::vector<uint8_t>> repacked_;  // storage behind Matrix::x8
-  uint64_t repacked_bytes_ = 0;
+  WeightBuffer repacked_;  // every Matrix::x8 of the shard, one after another (64-byte aligned)
+  uint64_t locked_bytes_ = 0;
+  std::string lock_error_;
 
-  void repack_weights();
+  void repack_weights(const Residency& res);
+  void lock_weights();
 };
 
 }  // namespace tandem::cpu

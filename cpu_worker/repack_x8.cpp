@@ -76,24 +76,31 @@ size_t x8_group_bytes(q::Type type, int64_t cols) {
   return static_cast<size_t>(cols / q::QK_K) * x8_block_bytes(type);
 }
 
-std::vector<uint8_t> repack_x8(q::Type type, const uint8_t* data, size_t row_bytes, int64_t rows, int64_t cols) {
-  if (!has_x8_layout(type) || rows % 8 != 0 || cols % q::QK_K != 0)
-    throw core::Error("eight-row repack needs Q3_K, Q4_K or Q6_K, rows % 8 == 0 and cols % 256 == 0");
+void repack_x8_groups(q::Type type, const uint8_t* data, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1,
+                      uint8_t* out) {
+  if (!has_x8_layout(type) || cols % q::QK_K != 0)
+    throw core::Error("eight-row repack needs Q3_K, Q4_K or Q6_K and cols % 256 == 0");
   const int64_t nb = cols / q::QK_K;
-  std::vector<uint8_t> out(static_cast<size_t>(rows / 8) * x8_group_bytes(type, cols));
-  for (int64_t g = 0; g < rows / 8; ++g)
+  for (int64_t g = g0; g < g1; ++g)
     for (int r = 0; r < 8; ++r) {
       const uint8_t* row = data + static_cast<size_t>(8 * g + r) * row_bytes;
       for (int64_t i = 0; i < nb; ++i) {
         const size_t at = static_cast<size_t>(g * nb + i);
         if (type == q::Type::Q4_K)
-          pack_q4_K(reinterpret_cast<BlockQ4Kx8*>(out.data())[at], r, reinterpret_cast<const q::BlockQ4_K*>(row)[i]);
+          pack_q4_K(reinterpret_cast<BlockQ4Kx8*>(out)[at], r, reinterpret_cast<const q::BlockQ4_K*>(row)[i]);
         else if (type == q::Type::Q3_K)
-          pack_q3_K(reinterpret_cast<BlockQ3Kx8*>(out.data())[at], r, reinterpret_cast<const q::BlockQ3_K*>(row)[i]);
+          pack_q3_K(reinterpret_cast<BlockQ3Kx8*>(out)[at], r, reinterpret_cast<const q::BlockQ3_K*>(row)[i]);
         else
-          pack_q6_K(reinterpret_cast<BlockQ6Kx8*>(out.data())[at], r, reinterpret_cast<const q::BlockQ6_K*>(row)[i]);
+          pack_q6_K(reinterpret_cast<BlockQ6Kx8*>(out)[at], r, reinterpret_cast<const q::BlockQ6_K*>(row)[i]);
       }
     }
+}
+
+std::vector<uint8_t> repack_x8(q::Type type, const uint8_t* data, size_t row_bytes, int64_t rows, int64_t cols) {
+  if (!has_x8_layout(type) || rows % 8 != 0 || cols % q::QK_K != 0)
+    throw core::Error("eight-row repack needs Q3_K, Q4_K or Q6_K, rows % 8 == 0 and cols % 256 == 0");
+  std::vector<uint8_t> out(static_cast<size_t>(rows / 8) * x8_group_bytes(type, cols));
+  repack_x8_groups(type, data, row_bytes, cols, 0, rows / 8, out.data());
   return out;
 }
 

@@ -71,6 +71,12 @@ size_t x8_group_bytes(core::quant::Type type, int64_t cols);
 // cols/256 eight-row blocks, group after group.
 std::vector<uint8_t> repack_x8(core::quant::Type type, const uint8_t* data, size_t row_bytes, int64_t rows, int64_t cols);
 
+// The same for groups [g0, g1) only (rows 8·g0 .. 8·g1), written to
+// out + g · x8_group_bytes(type, cols): groups are independent, so a loader
+// can repack a matrix on all its threads.
+void repack_x8_groups(core::quant::Type type, const uint8_t* data, size_t row_bytes, int64_t cols, int64_t g0,
+                      int64_t g1, uint8_t* out);
+
 // Eight rows (one group at w, `cols` values) × the kernel's token count of
 // Q8_K activation rows a[t]: out[t * out_stride + r].
 using X8DotFn = void (*)(int64_t cols, const uint8_t* w, const uint8_t* const* a, float* out, size_t out_stride);

@@ -21,6 +21,8 @@ void RunOptions::add_to(CLI::App& app) {
   app.add_option("-b,--batch", batch, "prefill batch size in tokens")->check(CLI::Range(1, 1 << 16));
   app.add_option("--cache-type-k", cache_type_k, "K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1");
   app.add_option("--cache-type-v", cache_type_v, "V cache type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1");
+  app.add_flag("--mlock", mlock, "lock the weights in RAM (needs `ulimit -l` or CAP_IPC_LOCK)");
+  app.add_flag("--huge-pages", huge_pages, "transparent huge pages (madvise) for the repacked weights");
 }
 
 std::unique_ptr<core::Tokenizer> load_tokenizer(const core::gguf::File& file) {
@@ -47,7 +49,11 @@ LoadedModel load_model(const RunOptions& opt) {
   eo.kv.n_seq = 1;
   eo.kv.k_type = parse_cache_type(opt.cache_type_k, "--cache-type-k");
   eo.kv.v_type = parse_cache_type(opt.cache_type_v, "--cache-type-v");
+  eo.residency.mlock = opt.mlock;
+  eo.residency.huge_pages = opt.huge_pages;
   m.engine = std::make_unique<cpu::LlamaEngine>(m.file, cpu::ShardSpec{}, eo);
+  if (!m.engine->lock_error().empty())
+    std::fprintf(stderr, "warning: %s; the weights stay unlocked\n", m.engine->lock_error().c_str());
   if (m.tokenizer->n_vocab() > m.engine->config().n_vocab)
     throw core::Error(m.file->path() + ": tokenizer has " + std::to_string(m.tokenizer->n_vocab()) +
                       " tokens but the embedding only " + std::to_string(m.engine->config().n_vocab));

@@ -29,6 +29,8 @@ struct RunOptions {
   int batch = 512;      // prefill batch (tokens per forward call)
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
+  bool mlock = false;       // lock the weights in RAM
+  bool huge_pages = false;  // transparent huge pages for repacked weights
   void add_to(CLI::App& app);
 };
 

@@ -51,6 +51,7 @@ struct BenchOptions {
   int gen = 32;
   int ctx = 1024;
   std::string kv = "f16";
+  bool mlock = false, huge_pages = false;
 };
 
 int run_bandwidth(const BenchOptions& o) {
@@ -129,7 +130,10 @@ int run_model(const BenchOptions& o) {
     eo.threads = t;
     eo.kv.n_ctx = o.ctx;
     eo.kv.k_type = eo.kv.v_type = *kv;
+    eo.residency.mlock = o.mlock;
+    eo.residency.huge_pages = o.huge_pages;
     cpu::LlamaEngine engine(file, {}, eo);
+    if (!engine.lock_error().empty()) std::fprintf(stderr, "warning: %s\n", engine.lock_error().c_str());
     const int32_t n_vocab = engine.config().n_vocab;
     // Valid ids spread over the vocabulary; content does not change the speed.
     std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
@@ -184,6 +188,8 @@ void register_bench(CLI::App& app, Action& action) {
   model->add_option("--gen", o->gen, "tokens decoded one at a time")->capture_default_str();
   model->add_option("--ctx", o->ctx, "context size")->capture_default_str();
   model->add_option("--kv", o->kv, "KV cache type: f16, q8_0, q4_0")->capture_default_str();
+  model->add_flag("--mlock", o->mlock, "lock the weights in RAM");
+  model->add_flag("--huge-pages", o->huge_pages, "transparent huge pages (madvise) for the repacked weights");
   bw->callback([o, &action] { action = [o] { return run_bandwidth(*o); }; });
   kern->callback([o, &action] { action = [o] { return run_kernels(*o); }; });
   model->callback([o, &action] { action = [o] { return run_model(*o); }; });

@@ -32,4 +32,18 @@ uint64_t resident_bytes_of_file(const std::string& path) {
   return kb * 1024;
 }
 
+uint64_t anon_huge_page_bytes() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  uint64_t kb = 0;
+  while (in >> key) {
+    if (key == "AnonHugePages:") {
+      in >> kb;
+      return kb * 1024;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
 }  // namespace tandem::services

@@ -44,6 +44,7 @@ struct Options {
   std::string worker_dir;
   std::string gpu_worker_metrics = "127.0.0.1:0", cpu_worker_metrics = "127.0.0.1:0";
   double step_timeout_s = 600;
+  bool mlock = false, huge_pages = false;  // handed to the workers this process starts
 };
 
 std::string self_dir() {
@@ -142,6 +143,8 @@ int run(const Options& o) {
       w.listen = "unix:" + runtime_dir + "/" + s.role + ".sock";
       w.metrics_bind = s.role == "gpu" ? o.gpu_worker_metrics : o.cpu_worker_metrics;
       w.threads = s.threads;
+      if (o.mlock) w.extra_args.push_back("--mlock");
+      if (o.huge_pages) w.extra_args.push_back("--huge-pages");
       procs.push_back(w);
     }
   } else {
@@ -214,6 +217,8 @@ int main(int argc, char** argv) {
   app.add_option("--wire-type", o.wire, "hidden rows between stages: f32 (exact) or f16 (half the bytes)");
   app.add_option("--threads-gpu", o.threads_gpu, "threads of the GPU worker's host kernels (0: all cores)");
   app.add_option("--threads-cpu", o.threads_cpu, "threads of the CPU worker (0: all cores)");
+  app.add_flag("--mlock", o.mlock, "supervisor mode: the workers lock their RAM-resident weights (tandem-cpu-worker --mlock)");
+  app.add_flag("--huge-pages", o.huge_pages, "supervisor mode: transparent huge pages for repacked weights in the workers");
   app.add_option("--attach-gpu", o.attach_gpu, "attach mode: control address of a running tandem-gpu-worker");
   app.add_option("--attach-cpu", o.attach_cpu, "attach mode: control address of a running tandem-cpu-worker");
   app.add_option("--worker-dir", o.worker_dir, "where the worker binaries are (default: next to this one)");

@@ -46,6 +46,7 @@ void Supervisor::spawn(WorkerProcess& w) {
     args.push_back("--threads");
     args.push_back(std::to_string(w.threads));
   }
+  args.insert(args.end(), w.extra_args.begin(), w.extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -28,6 +28,7 @@ struct WorkerProcess {
   std::string listen;        // control plane address handed to it (unix:...)
   std::string metrics_bind;  // HOST:PORT for its /metrics
   int threads = 0;
+  std::vector<std::string> extra_args;  // passed through (--mlock, --huge-pages)
   pid_t pid = 0;             // 0: not running
   std::chrono::steady_clock::time_point started{};
   std::chrono::milliseconds backoff{500};

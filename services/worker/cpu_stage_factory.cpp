@@ -20,6 +20,8 @@ StageFactory cpu_stage_factory(std::string device_name) {
     eo.kv.n_seq = s.max_sequences;
     eo.kv.k_type = parse_kv_type(s.kv_type_k, "kv_type_k");
     eo.kv.v_type = parse_kv_type(s.kv_type_v, "kv_type_v");
+    eo.residency.huge_pages = s.huge_pages;
+    eo.residency.mlock = s.mlock;
     cpu::ShardSpec spec{s.layer_begin, s.layer_end, s.embedding, s.head};
     return std::unique_ptr<core::StageBackend>(
         std::make_unique<cpu::CpuStage>(std::move(file), spec, eo, device_name));

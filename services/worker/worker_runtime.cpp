@@ -73,7 +73,9 @@ struct WorkerMetrics {
         resident(prometheus::BuildGauge()
                      .Name("tandem_worker_memory_bytes")
                      .Help("Memory this worker holds: kind=weights_resident (pages of the model this process has "
-                           "touched in RAM, or bytes uploaded to VRAM), kind=kv_reserved (the KV cache allocation), kind=scratch (device activations and workspace)")
+                           "touched in RAM, or bytes uploaded to VRAM), kind=kv_reserved (the KV cache allocation), kind=scratch (device activations and workspace), "
+                           "kind=locked (weights mlocked by --mlock), kind=huge_pages (anonymous memory on transparent "
+                           "huge pages, --huge-pages)")
                      .Labels({{"worker", role}})
                      .Register(r)),
         layers(prometheus::BuildGauge()
@@ -137,6 +139,8 @@ class Worker final : public pb::Worker::Service {
     s.context = req->context();
     s.max_sequences = req->max_sequences();
     s.threads = req->threads() > 0 ? req->threads() : opt_.threads;
+    s.huge_pages = opt_.huge_pages;
+    s.mlock = opt_.mlock;
     s.max_batch_tokens = req->max_batch_tokens();
     if (s.model_path.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "model_path is empty"};
     if (s.context <= 0) return {grpc::StatusCode::INVALID_ARGUMENT, "context must be > 0"};
@@ -174,6 +178,12 @@ class Worker final : public pb::Worker::Service {
     std::fprintf(stderr, "tandem-%s-worker: loaded layers [%d, %d)%s%s of %s on %s\n", opt_.role.c_str(), s.layer_begin,
                  s.layer_end, s.embedding ? " + embedding" : "", s.head ? " + head" : "", s.model_path.c_str(),
                  mem.device.c_str());
+    if (!mem.residency_warning.empty())
+      std::fprintf(stderr, "tandem-%s-worker: warning: %s; the weights stay unlocked\n", opt_.role.c_str(),
+                   mem.residency_warning.c_str());
+    else if (mem.locked_bytes > 0)
+      std::fprintf(stderr, "tandem-%s-worker: %.1f MiB of weights locked in RAM\n", opt_.role.c_str(),
+                   static_cast<double>(mem.locked_bytes) / (1 << 20));
     return grpc::Status::OK;
   }
 
@@ -277,6 +287,11 @@ class Worker final : public pb::Worker::Service {
       m_.resident.Add({{"kind", "scratch"}, {"memory", memory_.memory}}).Set(static_cast<double>(memory_.scratch_bytes));
     if (memory_.memory == "vram")
       m_.resident.Add({{"kind", "weights_resident"}, {"memory", "ram"}}).Set(static_cast<double>(ram_weights));
+    else {
+      // Residency the operator asked for (--mlock, huge pages): what took.
+      m_.resident.Add({{"kind", "locked"}, {"memory", "ram"}}).Set(static_cast<double>(memory_.locked_bytes));
+      m_.resident.Add({{"kind", "huge_pages"}, {"memory", "ram"}}).Set(static_cast<double>(anon_huge_page_bytes()));
+    }
   }
 
   void heartbeat_loop() {
@@ -529,6 +544,11 @@ int worker_main(int argc, char** argv, const std::string& role, StageFactory fac
   app.add_option("--listen", opt.listen, "control-plane address: unix:/path or HOST:PORT (port 0: any free port)");
   app.add_option("--metrics", opt.metrics_bind, "Prometheus endpoint HOST:PORT (port 0: any free port)");
   app.add_option("-t,--threads", opt.threads, "compute threads when the coordinator does not say (0: all cores)");
+  app.add_flag("--mlock", opt.mlock,
+               "lock the shard's weights in RAM (needs `ulimit -l` or CAP_IPC_LOCK; a refusal is logged and "
+               "tandem_worker_memory_bytes{kind=\"locked\"} stays 0)");
+  app.add_flag("--huge-pages", opt.huge_pages,
+               "transparent huge pages (madvise) for the repacked weights; see tandem_worker_memory_bytes{kind=\"huge_pages\"}");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,6 +19,9 @@ struct ShardRequest {
   bool embedding = false, head = false;
   std::string kv_type_k = "f16", kv_type_v = "f16";
   int32_t context = 4096, max_sequences = 1, threads = 1, max_batch_tokens = 512;
+  // From the worker's command line, not the request: how this host keeps
+  // weights resident (see cpu::Residency).
+  bool huge_pages = false, mlock = false;
 };
 
 using StageFactory =
@@ -29,6 +32,8 @@ struct WorkerOptions {
   std::string listen;        // control plane: "unix:/path" or "HOST:PORT"
   std::string metrics_bind;  // "HOST:PORT" (0: any free port)
   int threads = 0;           // default for LoadShard requests that say 0
+  bool huge_pages = false;   // transparent huge pages for repacked weights
+  bool mlock = false;        // lock the shard's weights in RAM
 };
 
 // Runs until Shutdown (RPC) or SIGINT/SIGTERM; returns the exit code.

@@ -109,5 +109,31 @@ TEST(PipelineShm, NoRingNamesLeftBehind) {
   EXPECT_TRUE(names_of(pid).empty());
 }
 
+// --mlock and --huge-pages reach the workers the coordinator starts, and each
+// worker reports what took in its memory gauge.
+TEST(PipelineResidency, WorkersReportLockedWeights) {
+  TANDEM_REQUIRE_MODEL_OR_SKIP(model);
+  Service svc(model, {"--gpu-layers", "10", "-c", "256", "--mlock", "--huge-pages"});
+  auto stub = svc.stub();
+  grpc::ClientContext ctx;
+  tandem::v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&ctx, {}, &info).ok());
+  for (const auto& st : info.stages()) {
+    SCOPED_TRACE(st.worker());
+    const std::string body = http_get(st.metrics_url());
+    const std::string series = "tandem_worker_memory_bytes{worker=\"" + st.worker() + "\",kind=";
+    const auto locked = metric(body, series + "\"locked\",memory=\"ram\"}");
+    ASSERT_TRUE(locked.has_value()) << body;
+    EXPECT_TRUE(metric(body, series + "\"huge_pages\",memory=\"ram\"}")) << body;
+    if (*locked == 0) {
+      // Refused (no CAP_IPC_LOCK, small `ulimit -l`): the worker said why.
+      EXPECT_NE(svc.process().log().find("mlock of"), std::string::npos) << svc.process().log();
+    } else {
+      // The shard's matrices: most of what it holds, never the whole file.
+      EXPECT_GE(*locked, static_cast<double>(st.weight_bytes()) / 2) << body;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem::test
