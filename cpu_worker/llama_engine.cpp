@@ -20,7 +20,7 @@ LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec
       cfg_(core::config_from_gguf(*file_)),
       spec_(spec),
       w_(bind_weights(*file_, cfg_, spec_)),
-      pool_(opt.threads),
+      pool_(opt.threads, opt.pin_threads),
       kv_(cfg_, spec_.layer_end - spec_.layer_begin, opt.kv),
       k_codec_(kv_row_codec(opt.kv.k_type)),
       v_codec_(kv_row_codec(opt.kv.v_type)),

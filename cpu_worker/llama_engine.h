@@ -29,6 +29,7 @@ struct RowPos {
 
 struct EngineOptions {
   int threads = 1;
+  bool pin_threads = false;  // see ThreadPool
   KvCacheConfig kv;
   Residency residency;
 };

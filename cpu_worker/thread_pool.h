@@ -1,18 +1,27 @@
 #pragma once
 // A oneTBB arena sized to the worker's --threads, so kernels never use more
 // cores than the user gave us (the other process of the split needs its own).
+// Optionally pinned: arena slot i runs on the i-th CPU this process may use
+// (its affinity mask, e.g. a Kubernetes static-CPU-manager cpuset), so a
+// thread keeps its L1/L2 and is not migrated mid-matmul.
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <cstdint>
+#include <memory>
 
 namespace tandem::cpu {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads) : threads_(threads > 0 ? threads : 1), arena_(threads_) {}
+  explicit ThreadPool(int threads, bool pin = false);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
   int threads() const { return threads_; }
+  bool pinned() const { return pinner_ != nullptr; }
 
   // fn(begin, end) over [0, n) in chunks of at least `grain`.
   template <typename Fn>
@@ -29,8 +38,10 @@ class ThreadPool {
   }
 
  private:
+  class Pinner;
   int threads_;
   tbb::task_arena arena_;
+  std::unique_ptr<Pinner> pinner_;  // set when pinning
 };
 
 }  // namespace tandem::cpu

@@ -21,6 +21,7 @@ void RunOptions::add_to(CLI::App& app) {
   app.add_option("-b,--batch", batch, "prefill batch size in tokens")->check(CLI::Range(1, 1 << 16));
   app.add_option("--cache-type-k", cache_type_k, "K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1");
   app.add_option("--cache-type-v", cache_type_v, "V cache type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1");
+  app.add_flag("--pin-threads", pin_threads, "bind compute thread i to the i-th CPU this process may use");
   app.add_flag("--mlock", mlock, "lock the weights in RAM (needs `ulimit -l` or CAP_IPC_LOCK)");
   app.add_flag("--huge-pages", huge_pages, "transparent huge pages (madvise) for the repacked weights");
 }
@@ -49,6 +50,7 @@ LoadedModel load_model(const RunOptions& opt) {
   eo.kv.n_seq = 1;
   eo.kv.k_type = parse_cache_type(opt.cache_type_k, "--cache-type-k");
   eo.kv.v_type = parse_cache_type(opt.cache_type_v, "--cache-type-v");
+  eo.pin_threads = opt.pin_threads;
   eo.residency.mlock = opt.mlock;
   eo.residency.huge_pages = opt.huge_pages;
   m.engine = std::make_unique<cpu::LlamaEngine>(m.file, cpu::ShardSpec{}, eo);

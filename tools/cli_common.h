@@ -30,6 +30,7 @@ struct RunOptions {
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
   bool mlock = false;       // lock the weights in RAM
+  bool pin_threads = false; // one CPU per compute thread
   bool huge_pages = false;  // transparent huge pages for repacked weights
   void add_to(CLI::App& app);
 };

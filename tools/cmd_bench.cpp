@@ -51,7 +51,7 @@ struct BenchOptions {
   int gen = 32;
   int ctx = 1024;
   std::string kv = "f16";
-  bool mlock = false, huge_pages = false;
+  bool mlock = false, huge_pages = false, pin_threads = false;
 };
 
 int run_bandwidth(const BenchOptions& o) {
@@ -130,6 +130,7 @@ int run_model(const BenchOptions& o) {
     eo.threads = t;
     eo.kv.n_ctx = o.ctx;
     eo.kv.k_type = eo.kv.v_type = *kv;
+    eo.pin_threads = o.pin_threads;
     eo.residency.mlock = o.mlock;
     eo.residency.huge_pages = o.huge_pages;
     cpu::LlamaEngine engine(file, {}, eo);
@@ -189,6 +190,7 @@ void register_bench(CLI::App& app, Action& action) {
   model->add_option("--ctx", o->ctx, "context size")->capture_default_str();
   model->add_option("--kv", o->kv, "KV cache type: f16, q8_0, q4_0")->capture_default_str();
   model->add_flag("--mlock", o->mlock, "lock the weights in RAM");
+  model->add_flag("--pin-threads", o->pin_threads, "bind compute thread i to the i-th CPU this process may use");
   model->add_flag("--huge-pages", o->huge_pages, "transparent huge pages (madvise) for the repacked weights");
   bw->callback([o, &action] { action = [o] { return run_bandwidth(*o); }; });
   kern->callback([o, &action] { action = [o] { return run_kernels(*o); }; });

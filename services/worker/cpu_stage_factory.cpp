@@ -22,6 +22,7 @@ StageFactory cpu_stage_factory(std::string device_name) {
     eo.kv.v_type = parse_kv_type(s.kv_type_v, "kv_type_v");
     eo.residency.huge_pages = s.huge_pages;
     eo.residency.mlock = s.mlock;
+    eo.pin_threads = s.pin_threads;
     cpu::ShardSpec spec{s.layer_begin, s.layer_end, s.embedding, s.head};
     return std::unique_ptr<core::StageBackend>(
         std::make_unique<cpu::CpuStage>(std::move(file), spec, eo, device_name));

@@ -141,6 +141,7 @@ class Worker final : public pb::Worker::Service {
     s.threads = req->threads() > 0 ? req->threads() : opt_.threads;
     s.huge_pages = opt_.huge_pages;
     s.mlock = opt_.mlock;
+    s.pin_threads = opt_.pin_threads;
     s.max_batch_tokens = req->max_batch_tokens();
     if (s.model_path.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "model_path is empty"};
     if (s.context <= 0) return {grpc::StatusCode::INVALID_ARGUMENT, "context must be > 0"};
@@ -544,6 +545,7 @@ int worker_main(int argc, char** argv, const std::string& role, StageFactory fac
   app.add_option("--listen", opt.listen, "control-plane address: unix:/path or HOST:PORT (port 0: any free port)");
   app.add_option("--metrics", opt.metrics_bind, "Prometheus endpoint HOST:PORT (port 0: any free port)");
   app.add_option("-t,--threads", opt.threads, "compute threads when the coordinator does not say (0: all cores)");
+  app.add_flag("--pin-threads", opt.pin_threads, "bind compute thread i to the i-th CPU this process may use (its cpuset)");
   app.add_flag("--mlock", opt.mlock,
                "lock the shard's weights in RAM (needs `ulimit -l` or CAP_IPC_LOCK; a refusal is logged and "
                "tandem_worker_memory_bytes{kind=\"locked\"} stays 0)");

@@ -21,7 +21,7 @@ struct ShardRequest {
   int32_t context = 4096, max_sequences = 1, threads = 1, max_batch_tokens = 512;
   // From the worker's command line, not the request: how this host keeps
   // weights resident (see cpu::Residency).
-  bool huge_pages = false, mlock = false;
+  bool huge_pages = false, mlock = false, pin_threads = false;
 };
 
 using StageFactory =
@@ -34,6 +34,7 @@ struct WorkerOptions {
   int threads = 0;           // default for LoadShard requests that say 0
   bool huge_pages = false;   // transparent huge pages for repacked weights
   bool mlock = false;        // lock the shard's weights in RAM
+  bool pin_threads = false;  // one CPU per compute thread
 };
 
 // Runs until Shutdown (RPC) or SIGINT/SIGTERM; returns the exit code.
