@@ -8,7 +8,8 @@ Method (both engines): a fixed prompt (about 128 tokens on SmolLM2; cut to
 character) is prefilled in one batch; then --n-gen tokens are decoded one at a
 time (end-of-generation ignored).
 prefill tok/s = prompt tokens / prefill seconds; decode tok/s = decoded tokens
-/ decode seconds. Each configuration runs `--repeat` times; the best run counts.
+/ decode seconds. Each configuration runs `--repeat` times, the two engines
+taking turns; the best run of each counts.
 """
 import argparse
 import json
@@ -52,8 +53,7 @@ def run_llama_cpp(model, threads):
     return len(ids), len(ids) / (t1 - t0), N_GEN / (t2 - t1)
 
 
-def best(fn, repeat):
-    runs = [fn() for _ in range(repeat)]
+def best_of(runs):
     return runs[0][0], max(r[1] for r in runs), max(r[2] for r in runs)
 
 
@@ -80,10 +80,17 @@ def main():
               "(CMAKE_ARGS=-DGGML_NATIVE=ON pip install llama-cpp-python)", file=sys.stderr)
     rows = []
     for th in [int(x) for x in a.threads.split(",")]:
-        n_prompt, pf, dec = best(lambda: run_tandem(a.tandem, a.model, th), a.repeat)
+        # The two engines take turns (ours, theirs, ours, ...), so a burst of
+        # load from a noisy neighbour hits both sides alike.
+        ours, theirs = [], []
+        for _ in range(a.repeat):
+            ours.append(run_tandem(a.tandem, a.model, th))
+            if llama_version:
+                theirs.append(run_llama_cpp(a.model, th))
+        n_prompt, pf, dec = best_of(ours)
         row = {"threads": th, "prompt_tokens": n_prompt, "tandem_prefill": pf, "tandem_decode": dec}
         if llama_version:
-            _, lpf, ldec = best(lambda: run_llama_cpp(a.model, th), a.repeat)
+            _, lpf, ldec = best_of(theirs)
             row.update(llama_prefill=lpf, llama_decode=ldec, prefill_ratio=pf / lpf, decode_ratio=dec / ldec)
         rows.append(row)
     print(f"model {a.model}; prompt {rows[0]['prompt_tokens']} tokens, {N_GEN} decoded; llama-cpp-python {llama_version}")

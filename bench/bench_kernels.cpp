@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/quant_types.h"
+#include "cpu_worker/repack_x4.h"
 #include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 
@@ -65,6 +66,24 @@ void BM_RowLayout(benchmark::State& state, Type t) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * d.w.size()));
 }
 
+// Four-row layout of the legacy types (one token): scales side by side.
+void BM_FourRows(benchmark::State& state, Type t) {
+  if (!cpu::x4_enabled(t, kRows, kCols)) {
+    state.SkipWithError("no four-row layout for this type on this CPU");
+    return;
+  }
+  const Data d = make(t);
+  const std::vector<uint8_t> packed = cpu::repack_x4(t, d.w.data(), d.rb, kRows, kCols);
+  const size_t group = cpu::x4_group_bytes(t, kCols);
+  const auto one = cpu::x4_rows_kernel(t);
+  std::vector<float> out(kRows);
+  for (auto _ : state) {
+    for (int64_t g = 0; g < kRows / 4; ++g) one(kCols, packed.data() + g * group, 0, d.acts[0].data(), out.data() + 4 * g);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * d.w.size()));
+}
+
 // Eight-row layout, n tokens per call (state.range(0)); bytes counted once
 // per token, as a decode of that many sequences would read them.
 void BM_EightRows(benchmark::State& state, Type t) {
@@ -94,6 +113,9 @@ BENCHMARK_CAPTURE(BM_RowLayout, Q3_K, Type::Q3_K);
 BENCHMARK_CAPTURE(BM_RowLayout, Q4_K, Type::Q4_K);
 BENCHMARK_CAPTURE(BM_RowLayout, Q5_K, Type::Q5_K);
 BENCHMARK_CAPTURE(BM_RowLayout, Q6_K, Type::Q6_K);
+BENCHMARK_CAPTURE(BM_FourRows, Q4_0, Type::Q4_0);
+BENCHMARK_CAPTURE(BM_FourRows, Q4_1, Type::Q4_1);
+BENCHMARK_CAPTURE(BM_FourRows, Q8_0, Type::Q8_0);
 BENCHMARK_CAPTURE(BM_EightRows, Q3_K, Type::Q3_K)->Arg(1)->Arg(4);
 BENCHMARK_CAPTURE(BM_EightRows, Q4_K, Type::Q4_K)->Arg(1)->Arg(4);
 BENCHMARK_CAPTURE(BM_EightRows, Q6_K, Type::Q6_K)->Arg(1)->Arg(4);

@@ -31,7 +31,7 @@ for mix in Q4_K_M Q3_K_M; do
   echo
   echo "== end to end: two Llama-3-70B layers, $mix (64-token prompt, 16 decoded) =="
   "$build/tandem" bench model -m "$f" --threads 1,2 --prompt 64 --gen 16
-  python3 "$here/bench_e2e.py" --tandem "$build/tandem" --model "$f" --prompt-chars 64 --n-gen 16 --repeat 2 \
+  python3 "$here/bench_e2e.py" --tandem "$build/tandem" --model "$f" --prompt-chars 64 --n-gen 16 --repeat 3 \
     --out "bench_e2e_70b_$mix.json"
 done
 echo

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "cpu_worker/ops.h"
+#include "cpu_worker/repack_x4.h"
 #include "cpu_worker/repack_x8.h"
 #include "cpu_worker/swiglu.h"
 
@@ -30,15 +31,19 @@ LlamaEngine::LlamaEngine(std::shared_ptr<const core::gguf::File> file, ShardSpec
 }
 
 void LlamaEngine::repack_weights(const Residency& res) {
-  // Every matrix with an eight-row layout: the layers', and the head, the
-  // largest single matrix of a Llama (vocabulary × n_embd, Q6_K in the K
-  // mixes), read every decoded token.
+  // Every matrix with a repacked layout (eight-row K-quants, four-row legacy
+  // types): the layers', and the head, the largest single matrix of a Llama
+  // (vocabulary × n_embd), read every decoded token.
+  auto layout = [](const Matrix& m) -> int {  // 8, 4, or 0: none
+    if (!m.data) return 0;
+    if (x8_enabled(m.type, m.rows, m.cols)) return 8;
+    return x4_enabled(m.type, m.rows, m.cols) ? 4 : 0;
+  };
   std::vector<Matrix*> todo;
   for (auto& L : w_.layers)
     for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      if (m->data && x8_enabled(m->type, m->rows, m->cols)) todo.push_back(m);
-  if (spec_.head && w_.output.data && x8_enabled(w_.output.type, w_.output.rows, w_.output.cols))
-    todo.push_back(&w_.output);
+      if (layout(*m)) todo.push_back(m);
+  if (spec_.head && layout(w_.output)) todo.push_back(&w_.output);
   if (todo.empty()) return;
   // One buffer for the shard (one 2 MiB rounding, huge pages across matrix
   // boundaries); each matrix 64-byte aligned inside it.
@@ -46,17 +51,26 @@ void LlamaEngine::repack_weights(const Residency& res) {
   size_t total = 0;
   for (const Matrix* m : todo) {
     at.push_back(total);
-    total += (static_cast<size_t>(m->rows / 8) * x8_group_bytes(m->type, m->cols) + 63) / 64 * 64;
+    const size_t bytes = layout(*m) == 8 ? static_cast<size_t>(m->rows / 8) * x8_group_bytes(m->type, m->cols)
+                                         : static_cast<size_t>(m->rows / 4) * x4_group_bytes(m->type, m->cols);
+    total += (bytes + 63) / 64 * 64;
   }
   repacked_ = WeightBuffer(total, res.huge_pages);
   const long page = ::sysconf(_SC_PAGESIZE);
   for (size_t i = 0; i < todo.size(); ++i) {
     Matrix& m = *todo[i];
     uint8_t* dst = repacked_.data() + at[i];
-    pool_.parallel_for(m.rows / 8, 16, [&](int64_t g0, int64_t g1) {
-      repack_x8_groups(m.type, m.data, m.row_bytes, m.cols, g0, g1, dst);
-    });
-    m.x8 = dst;
+    if (layout(m) == 8) {
+      pool_.parallel_for(m.rows / 8, 16, [&](int64_t g0, int64_t g1) {
+        repack_x8_groups(m.type, m.data, m.row_bytes, m.cols, g0, g1, dst);
+      });
+      m.x8 = dst;
+    } else {
+      pool_.parallel_for(m.rows / 4, 32, [&](int64_t g0, int64_t g1) {
+        repack_x4_groups(m.type, m.data, m.row_bytes, m.cols, g0, g1, dst);
+      });
+      m.x4 = dst;
+    }
     // The kernels read the copy from now on: give the mapping's pages of
     // this tensor back, so resident memory counts the weights once. (A tied
     // output head is also the embedding: a lookup faults its one row back in
@@ -74,7 +88,7 @@ void LlamaEngine::lock_weights() {
   std::vector<std::pair<const void*, size_t>> spans;
   if (repacked_.size()) spans.emplace_back(repacked_.data(), repacked_.size());
   auto add = [&](const Matrix& m) {
-    if (m.data && !m.x8) spans.emplace_back(m.data, static_cast<size_t>(m.rows) * m.row_bytes);
+    if (m.data && !m.x8 && !m.x4) spans.emplace_back(m.data, static_cast<size_t>(m.rows) * m.row_bytes);
   };
   for (const auto& L : w_.layers)
     for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) add(*m);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "cpu_worker/repack_x4.h"
 #include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 
@@ -67,9 +68,37 @@ void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& 
   });
 }
 
+// Four-row groups of a repacked legacy matrix: tokens two at a time, then
+// one; in a prefill, blocks of groups small enough for L2 meet every token
+// before the next block is read.
+void matmul_x4(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
+  const VecDotRowsFn one = x4_rows_kernel(w.type);
+  const VecDotRows2Fn two = x4_rows2_kernel(w.type);
+  const int64_t n_tok = x.rows(), n_out = w.rows, groups = n_out / 4;
+  const size_t group_bytes = x4_group_bytes(w.type, w.cols);
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(16, groups / (8 * pool.threads())));
+  const int64_t block = n_tok == 1 ? groups : std::max<int64_t>(1, static_cast<int64_t>((256u << 10) / group_bytes));
+  pool.parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
+    for (int64_t b0 = g0; b0 < g1; b0 += block) {
+      const int64_t b1 = std::min(g1, b0 + block);
+      int64_t t = 0;
+      for (; t + 2 <= n_tok; t += 2)
+        for (int64_t g = b0; g < b1; ++g)
+          two(w.cols, w.x4 + g * group_bytes, 0, x.row(t), x.row(t + 1), out + t * n_out + 4 * g,
+              out + (t + 1) * n_out + 4 * g);
+      for (; t < n_tok; ++t)
+        for (int64_t g = b0; g < b1; ++g) one(w.cols, w.x4 + g * group_bytes, 0, x.row(t), out + t * n_out + 4 * g);
+    }
+  });
+}
+
 void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
   if (w.x8 && x.type() == quant::Type::Q8_K) {
     matmul_x8(w, x, out, pool);
+    return;
+  }
+  if (w.x4) {
+    matmul_x4(w, x, out, pool);
     return;
   }
   const VecDotFn dot = best_vec_dot(w.type);

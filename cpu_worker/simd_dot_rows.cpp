@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/quant_blocks.h"
+#include "cpu_worker/repack_x4.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
@@ -39,9 +40,10 @@ TANDEM_AVX2 inline __m128 block_scales4(uint16_t a, uint16_t b, uint16_t c, uint
 struct Q4_0Policy {
   using WBlock = q::BlockQ4_0;
   using ABlock = q::BlockQ8_0;
+  using X4Block = BlockQ4_0x4;
   static constexpr bool kHasMin = false;
-  TANDEM_AVX2 static __m256i quants(const WBlock& b) {
-    return _mm256_sub_epi8(unpack_nibbles32(b.qs), _mm256_set1_epi8(8));
+  TANDEM_AVX2 static __m256i quants(const uint8_t* qs) {
+    return _mm256_sub_epi8(unpack_nibbles32(qs), _mm256_set1_epi8(8));
   }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
 };
@@ -49,51 +51,83 @@ struct Q4_0Policy {
 struct Q4_1Policy {
   using WBlock = q::BlockQ4_1;
   using ABlock = q::BlockQ8_1;
+  using X4Block = BlockQ4_1x4;
   static constexpr bool kHasMin = true;
-  TANDEM_AVX2 static __m256i quants(const WBlock& b) { return unpack_nibbles32(b.qs); }
+  TANDEM_AVX2 static __m256i quants(const uint8_t* qs) { return unpack_nibbles32(qs); }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_u8_i8_pairs(qx, qy); }
 };
 
 struct Q8_0Policy {
   using WBlock = q::BlockQ8_0;
   using ABlock = q::BlockQ8_0;
+  using X4Block = BlockQ8_0x4;
   static constexpr bool kHasMin = false;
-  TANDEM_AVX2 static __m256i quants(const WBlock& b) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-  }
+  TANDEM_AVX2 static __m256i quants(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
+};
+
+// Where a kernel finds block i of its four rows. FileRows: the GGUF layout,
+// four rows `stride` bytes apart (scales gathered one by one). Packed: the
+// four-row layout of repack_x4.h (scales side by side, one stream). The
+// arithmetic below is the same for both, so both give best_vec_dot's bits.
+template <typename P>
+struct FileRows {
+  const typename P::WBlock* x[kRows];
+  size_t stride;
+  TANDEM_AVX2 FileRows(const uint8_t* w, size_t s) : stride(s) {
+    for (int r = 0; r < kRows; ++r) x[r] = row_blocks<typename P::WBlock>(w, s, r);
+  }
+  TANDEM_AVX2 __m128 d(int64_t i) const { return block_scales4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d); }
+  TANDEM_AVX2 __m128 m(int64_t i) const { return block_scales4(x[0][i].m, x[1][i].m, x[2][i].m, x[3][i].m); }
+  TANDEM_AVX2 __m256i quants(int r, int64_t i) const { return P::quants(x[r][i].qs); }
+  // The same place in the next four-row group: one group's reads ahead.
+  TANDEM_AVX2 void prefetch(int64_t i) const {
+    for (int r = 0; r < kRows; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + kRows * stride, _MM_HINT_T0);
+  }
+};
+
+template <typename P>
+struct Packed {
+  const typename P::X4Block* b;
+  TANDEM_AVX2 Packed(const uint8_t* w, size_t) : b(reinterpret_cast<const typename P::X4Block*>(w)) {}
+  TANDEM_AVX2 __m128 d(int64_t i) const { return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b[i].d))); }
+  TANDEM_AVX2 __m128 m(int64_t i) const {
+    if constexpr (P::kHasMin) return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b[i].m)));
+    return _mm_setzero_ps();
+  }
+  TANDEM_AVX2 __m256i quants(int r, int64_t i) const { return P::quants(b[i].qs[r]); }
+  TANDEM_AVX2 void prefetch(int64_t i) const {
+    prefetch_span(b + i + 4, sizeof(typename P::X4Block));  // four blocks ahead
+  }
 };
 
 // Four rows x two activation rows, the prefill kernel: each weight block is
 // unpacked once and used for two tokens.
-template <typename P>
+template <typename P, template <typename> class Src>
 TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void* a0, const void* a1, float* out0,
                          float* out1) {
   const auto* y0 = static_cast<const typename P::ABlock*>(a0);
   const auto* y1 = static_cast<const typename P::ABlock*>(a1);
   const int64_t nb = n / 32;
+  const Src<P> x(w, stride);
   __m256 acc0[kRows], acc1[kRows];
   __m128 mins0 = _mm_setzero_ps(), mins1 = _mm_setzero_ps();  // lane r: Σ m·s of row r per token
-  const typename P::WBlock* x[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    acc0[r] = acc1[r] = _mm256_setzero_ps();
-    x[r] = row_blocks<typename P::WBlock>(w, stride, r);
-  }
+  for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
   alignas(16) float dd0[kRows], dd1[kRows];  // d_weight · d_activation per row, per token
   for (int64_t i = 0; i < nb; ++i) {
+    x.prefetch(i);
     const __m256i qy0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y0[i].qs));
     const __m256i qy1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y1[i].qs));
-    const __m128 xd = block_scales4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d);
+    const __m128 xd = x.d(i);
     _mm_store_ps(dd0, _mm_mul_ps(xd, _mm_set1_ps(h2f(y0[i].d))));
     _mm_store_ps(dd1, _mm_mul_ps(xd, _mm_set1_ps(h2f(y1[i].d))));
     if constexpr (P::kHasMin) {
-      const __m128 xm = block_scales4(x[0][i].m, x[1][i].m, x[2][i].m, x[3][i].m);
+      const __m128 xm = x.m(i);
       mins0 = _mm_add_ps(mins0, _mm_mul_ps(xm, _mm_set1_ps(h2f(y0[i].s))));
       mins1 = _mm_add_ps(mins1, _mm_mul_ps(xm, _mm_set1_ps(h2f(y1[i].s))));
     }
     for (int r = 0; r < kRows; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + kRows * stride, _MM_HINT_T0);
-      const __m256i qx = P::quants(x[r][i]);
+      const __m256i qx = x.quants(r, i);
       acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd0[r]), _mm256_cvtepi32_ps(P::pairs(qx, qy0)), acc0[r]);
       acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd1[r]), _mm256_cvtepi32_ps(P::pairs(qx, qy1)), acc1[r]);
     }
@@ -107,31 +141,24 @@ TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void*
   }
 }
 
-template <typename P>
+template <typename P, template <typename> class Src>
 TANDEM_AVX2 void rows4(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
   const auto* y = static_cast<const typename P::ABlock*>(a);
   const int64_t nb = n / 32;
+  const Src<P> x(w, stride);
   __m256 acc[kRows];
   __m128 mins = _mm_setzero_ps();  // lane r: Σ m·s of row r (types with a block minimum)
-  const typename P::WBlock* x[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    x[r] = row_blocks<typename P::WBlock>(w, stride, r);
-  }
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
   alignas(16) float dd[kRows];  // per row: d_weight · d_activation of this block
   for (int64_t i = 0; i < nb; ++i) {
+    x.prefetch(i);
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
     // The four rows' fp16 scales converted in one instruction; the products
     // are the same IEEE multiplications the single-row kernel does.
-    _mm_store_ps(dd, _mm_mul_ps(block_scales4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d), _mm_set1_ps(h2f(y[i].d))));
-    if constexpr (P::kHasMin)
-      mins = _mm_add_ps(mins, _mm_mul_ps(block_scales4(x[0][i].m, x[1][i].m, x[2][i].m, x[3][i].m),
-                                         _mm_set1_ps(h2f(y[i].s))));
-    for (int r = 0; r < kRows; ++r) {
-      // The same place in the next four-row group: one group's reads ahead.
-      _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + kRows * stride, _MM_HINT_T0);
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd[r]), _mm256_cvtepi32_ps(P::pairs(P::quants(x[r][i]), qy)), acc[r]);
-    }
+    _mm_store_ps(dd, _mm_mul_ps(x.d(i), _mm_set1_ps(h2f(y[i].d))));
+    if constexpr (P::kHasMin) mins = _mm_add_ps(mins, _mm_mul_ps(x.m(i), _mm_set1_ps(h2f(y[i].s))));
+    for (int r = 0; r < kRows; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd[r]), _mm256_cvtepi32_ps(P::pairs(x.quants(r, i), qy)), acc[r]);
   }
   alignas(16) float m[kRows];
   _mm_store_ps(m, mins);
@@ -140,13 +167,15 @@ TANDEM_AVX2 void rows4(int64_t n, const uint8_t* w, size_t stride, const void* a
 
 // The kernel family K instantiated for the policy of weight type t, or
 // nullptr when t has none (or the CPU lacks AVX2).
+template <template <typename> class Src>
 struct Rows4 {
   template <typename P>
-  static constexpr VecDotRowsFn fn = rows4<P>;
+  static constexpr VecDotRowsFn fn = rows4<P, Src>;
 };
+template <template <typename> class Src>
 struct Rows4x2 {
   template <typename P>
-  static constexpr VecDotRows2Fn fn = rows4x2<P>;
+  static constexpr VecDotRows2Fn fn = rows4x2<P, Src>;
 };
 
 template <typename K>
@@ -169,7 +198,7 @@ auto pick(Type t) -> decltype(K::template fn<Q4_0Policy>) {
 
 VecDotRowsFn best_vec_dot_rows4(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (VecDotRowsFn f = pick<Rows4>(t)) return f;
+  if (VecDotRowsFn f = pick<Rows4<FileRows>>(t)) return f;
   return cpu_has_avx2() ? kquant_rows4_avx2(t) : nullptr;
 #else
   (void)t;
@@ -188,7 +217,25 @@ KTokens4Fn best_vec_dot_tokens4(Type t) {
 
 VecDotRows2Fn best_vec_dot_rows4x2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
-  return pick<Rows4x2>(t);
+  return pick<Rows4x2<FileRows>>(t);
+#else
+  (void)t;
+  return nullptr;
+#endif
+}
+
+VecDotRowsFn x4_rows_kernel(Type t) {
+#if defined(__x86_64__) || defined(__i386__)
+  return pick<Rows4<Packed>>(t);
+#else
+  (void)t;
+  return nullptr;
+#endif
+}
+
+VecDotRows2Fn x4_rows2_kernel(Type t) {
+#if defined(__x86_64__) || defined(__i386__)
+  return pick<Rows4x2<Packed>>(t);
 #else
   (void)t;
   return nullptr;

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "cpu_worker/matmul.h"
+#include "cpu_worker/repack_x4.h"
 #include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/simd_x86.h"
@@ -112,11 +113,14 @@ KernelThroughput matvec_throughput(core::quant::Type type, int64_t rows, int64_t
   for (auto& v : x) v = nd(rng);
   std::vector<float> y(static_cast<size_t>(rows));
   Matrix m{w.data(), type, cols, rows, rb};
-  // What the engine runs: the eight-row layout where it repacks this type.
+  // What the engine runs: the eight- or four-row layout where it repacks this type.
   std::vector<uint8_t> packed;
   if (x8_enabled(type, rows, cols)) {
     packed = repack_x8(type, w.data(), rb, rows, cols);
     m.x8 = packed.data();
+  } else if (x4_enabled(type, rows, cols)) {
+    packed = repack_x4(type, w.data(), rb, rows, cols);
+    m.x4 = packed.data();
   }
   ThreadPool pool(threads);
   QuantizedActs acts;

@@ -24,6 +24,8 @@ struct Matrix {
   // The same weights repacked for the eight-row kernels (BlockQ4Kx8 or
   // BlockQ6Kx8 groups, see repack_x8.h), owned by the engine; null when not.
   const uint8_t* x8 = nullptr;
+  // Q4_0/Q4_1/Q8_0 repacked into four-row groups (repack_x4.h); null when not.
+  const uint8_t* x4 = nullptr;
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
 };
 

@@ -12,6 +12,7 @@
 #include "core/synthetic_model.h"
 #include "cpu_worker/llama_engine.h"
 #include "cpu_worker/matmul.h"
+#include "cpu_worker/repack_x4.h"
 #include "cpu_worker/repack_x8.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/swiglu.h"
@@ -286,6 +287,39 @@ TEST(DotRows, FourRowKernelsEqualSingleRow) {
   }
 }
 
+// Q4_0, Q4_1 and Q8_0 repacked into four-row groups: every row and token
+// bit-identical to the file-layout kernel (so the logits stay llama.cpp's),
+// decode and two-token prefill, over several groups and row lengths.
+TEST(DotRows, RepackedFourRowsEqualSingleRowBitForBit) {
+  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0}) {
+    if (!cpu::x4_enabled(t, 12, 576)) GTEST_SKIP() << "no AVX2 (or TANDEM_REPACK=0): repacking off";
+    const auto& tr = core::quant::traits(t);
+    for (int64_t n : {32, 576, 1536}) {
+      const int rows = 12;
+      const DotCase c = make_dot_case(t, n, rows, 2, 300 + static_cast<uint32_t>(n) + static_cast<uint32_t>(t));
+      const std::vector<uint8_t> packed = cpu::repack_x4(t, c.w.data(), c.rb, rows, n);
+      const size_t group = cpu::x4_group_bytes(t, n);
+      ASSERT_EQ(packed.size(), (rows / 4) * group);
+      const auto dot = cpu::best_vec_dot(t);
+      const auto one = cpu::x4_rows_kernel(t);
+      const auto two = cpu::x4_rows2_kernel(t);
+      ASSERT_TRUE(one && two);
+      for (int g = 0; g < rows / 4; ++g) {
+        float o[4], o0[4], o1[4];
+        one(n, packed.data() + g * group, 0, c.a[0].data(), o);
+        two(n, packed.data() + g * group, 0, c.a[0].data(), c.a[1].data(), o0, o1);
+        for (int r = 0; r < 4; ++r) {
+          const uint8_t* row = c.w.data() + (4 * g + r) * c.rb;
+          const float want0 = dot(n, row, c.a[0].data()), want1 = dot(n, row, c.a[1].data());
+          EXPECT_EQ(o[r], want0) << tr.name << " n " << n << " row " << 4 * g + r;
+          EXPECT_EQ(o0[r], want0) << tr.name << " n " << n << " row " << 4 * g + r << " token 0";
+          EXPECT_EQ(o1[r], want1) << tr.name << " n " << n << " row " << 4 * g + r << " token 1";
+        }
+      }
+    }
+  }
+}
+
 // The K-quant prefill kernel (four interleaved tokens) gives, for every row
 // and token, exactly the decode kernel's result: a token's output must not
 // depend on the batch it was computed in.
@@ -354,7 +388,7 @@ TEST(DotRows, RepackedEightRowsEqualSingleRowBitForBit) {
 // token's single-row dot bit for bit: the four-token kernel on the file
 // layout (Q5_K), and the eight-row layout with its tail call (Q4_K).
 TEST(DotRows, MatmulBatchEqualsSingleRowDots) {
-  for (Type type : {Type::Q5_K, Type::Q4_K}) {
+  for (Type type : {Type::Q5_K, Type::Q4_K, Type::Q4_1}) {
     const int rows = 16, tokens = 10;
     const int64_t n = 512;
     const DotCase c = make_dot_case(type, n, rows, 4, 91 + static_cast<uint32_t>(type));
@@ -371,6 +405,11 @@ TEST(DotRows, MatmulBatchEqualsSingleRowDots) {
       if (!cpu::x8_enabled(type, rows, n)) GTEST_SKIP() << "no eight-row layout on this CPU";
       packed = cpu::repack_x8(type, c.w.data(), c.rb, rows, n);
       m.x8 = packed.data();
+    }
+    if (type == Type::Q4_1) {
+      if (!cpu::x4_enabled(type, rows, n)) GTEST_SKIP() << "no four-row layout on this CPU";
+      packed = cpu::repack_x4(type, c.w.data(), c.rb, rows, n);
+      m.x4 = packed.data();
     }
     std::vector<float> out(static_cast<size_t>(tokens) * rows);
     cpu::matmul(m, acts, out.data(), pool);
