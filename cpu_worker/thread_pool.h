@@ -9,7 +9,7 @@
 #include <tbb/task_arena.h>
 
 #include <cstdint>
-#include <memory>
+#include <vector>
 
 namespace tandem::cpu {
 
@@ -21,7 +21,7 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return threads_; }
-  bool pinned() const { return pinner_ != nullptr; }
+  bool pinned() const { return !cpus_.empty(); }
 
   // fn(begin, end) over [0, n) in chunks of at least `grain`.
   template <typename Fn>
@@ -32,16 +32,21 @@ class ThreadPool {
       return;
     }
     arena_.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain),
-                        [&](const tbb::blocked_range<int64_t>& r) { fn(r.begin(), r.end()); });
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain), [&](const tbb::blocked_range<int64_t>& r) {
+        if (!cpus_.empty()) pin_this_thread();
+        fn(r.begin(), r.end());
+      });
     });
   }
 
  private:
-  class Pinner;
+  // Binds the calling arena thread to the CPU of its slot (once per thread
+  // and slot: a thread-local remembers what it was last bound to).
+  void pin_this_thread() const;
+
   int threads_;
   tbb::task_arena arena_;
-  std::unique_ptr<Pinner> pinner_;  // set when pinning
+  std::vector<int> cpus_;  // allowed CPUs when pinning, else empty
 };
 
 }  // namespace tandem::cpu
