@@ -54,6 +54,8 @@ void register_perplexity(CLI::App& app, Action& action);
 void register_client(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
 void register_synth(CLI::App& app, Action& action);
+void register_quantize(CLI::App& app, Action& action);
+void register_plan(CLI::App& app, Action& action);
 void register_bench(CLI::App& app, Action& action);
 
 }  // namespace tandem::cli

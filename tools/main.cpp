@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   register_client(app, action);
   register_serve(app, action);
   register_synth(app, action);
+  register_quantize(app, action);
+  register_plan(app, action);
   register_bench(app, action);
   try {
     app.parse(argc, argv);

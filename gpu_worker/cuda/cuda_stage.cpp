@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/plan/stage_footprint.h"
 #include "gpu_worker/cuda/convert.h"
 #include "gpu_worker/cuda/cublas_loader.h"
 #include "gpu_worker/cuda/cuda_error.h"
@@ -16,8 +17,7 @@ namespace quant = core::quant;
 using core::Error;
 
 namespace {
-constexpr uint64_t kAttnScratchBudget = 256ull << 20;  // bytes of attention scores per launch
-constexpr uint64_t kWeightTileBudget = 128ull << 20;   // bytes of one fp16 weight tile
+static_assert(kGemvMaxTokens == core::plan::kGpuGemvMaxTokens, "the planner sizes the scratch by this limit");
 
 bool kv_type_ok(quant::Type t) { return t == quant::Type::F16 || t == quant::Type::Q8_0 || t == quant::Type::Q4_0; }
 
@@ -141,16 +141,13 @@ MemoryPlan CudaStage::plan(const cpu::ModelWeights& w) {
     p.weights += d * 4;
   }
   if (w.rope_freqs) p.weights += cfg_.rope_dims / 2 * 4;
-  const int64_t B = opt_.max_batch_tokens;
-  // Attention scores: as many query rows per launch as the budget allows.
-  const size_t per_row = attention_scratch_floats(1, cfg_.n_head, opt_.n_ctx) * 4;
-  attn_rows_ = static_cast<int>(std::clamp<uint64_t>(kAttnScratchBudget / std::max<size_t>(per_row, 1), 1, B));
-  p.scratch = 4ull * B * (3 * d + 2 * cfg_.q_dim() + 2 * kvd + 2 * cfg_.n_ff + (spec_.head ? cfg_.n_vocab : 0)) + 8ull * B +
-              attention_scratch_floats(attn_rows_, cfg_.n_head, opt_.n_ctx) * 4;
-  if (B > kGemvMaxTokens && max_cols_ > 0) {
-    tile_rows_ = std::clamp<int64_t>(static_cast<int64_t>(kWeightTileBudget / (2 * max_cols_)), 1, max_rows);
-    p.scratch += 2ull * B * max_cols_ + 2ull * tile_rows_ * max_cols_;
-  }
+  // Activations, attention partials and fp16 tiles: sized by the planner's
+  // own function, so `tandem plan` predicts exactly what is allocated here.
+  const core::plan::GpuScratch sc = core::plan::gpu_stage_scratch(core::plan::shape_from_config(cfg_), opt_.max_batch_tokens,
+                                                                  opt_.n_ctx, spec_.head, max_cols_, max_rows);
+  attn_rows_ = sc.attn_rows;
+  tile_rows_ = sc.tile_rows;
+  p.scratch = sc.bytes;
   return p;
 }
 

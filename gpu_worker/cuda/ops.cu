@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/plan/stage_footprint.h"
 #include "core/quant_blocks.h"
 #include "gpu_worker/cuda/cuda_error.h"
 
@@ -552,12 +553,10 @@ void kv_store(const DeviceKv& kv, const float* k, const float* v, const int32_t*
 // most n_head × 64 × 258 floats (2 MiB for 32 heads) whatever n is; a null
 // scratch forces n_split = 1.
 size_t attention_scratch_floats(int n, int n_head, int n_ctx) {
-  if (n <= 0 || n_head <= 0 || n_ctx <= 0) return 0;
-  const int64_t by_ctx = (static_cast<int64_t>(n_ctx) + kAttnMinSplitLen - 1) / kAttnMinSplitLen;
-  if (by_ctx <= 1) return 0;  // never more than one split
-  int64_t slots = static_cast<int64_t>(n) * by_ctx;
-  if (slots > kAttnMaxSlots) slots = kAttnMaxSlots;
-  return static_cast<size_t>(n_head) * static_cast<size_t>(slots) * (kAttnMaxHeadDim + 2);
+  static_assert(kAttnMaxHeadDim == core::plan::kGpuAttnMaxHeadDim && kAttnMaxSlots == core::plan::kGpuAttnMaxSlots &&
+                    kAttnMinSplitLen == core::plan::kGpuAttnMinSplitLen,
+                "the planner sizes the attention scratch with these limits");
+  return core::plan::gpu_attention_scratch_floats(n, n_head, n_ctx);
 }
 
 void attention(const DeviceKv& kv, const float* q, const int32_t* seq, const int32_t* pos, int n, int n_head,
