@@ -12,4 +12,12 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The request is sound but the memory is not there (a device allocation, a
+// worker's --memory-limit): services answer RESOURCE_EXHAUSTED, so the
+// coordinator can put a layer fewer on that worker and try again.
+class OutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace tandem::core

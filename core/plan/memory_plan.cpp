@@ -64,7 +64,8 @@ StageBytes gpu_stage_bytes(const PlanRequest& r, int32_t n, bool head) {
     if (head) max_cols = std::max<int64_t>(max_cols, s.n_embd), max_rows = std::max<int64_t>(max_rows, s.n_vocab);
     b.scratch = gpu_stage_scratch(s, r.run.batch, r.run.ctx, head, max_cols, max_rows).bytes;
   }
-  b.fixed = r.vram > 0 ? r.cuda_overhead + r.vram_reserve : 0;
+  // An empty GPU stage never touches the device: no context, no reserve.
+  b.fixed = r.vram > 0 && (n > 0 || head) ? r.cuda_overhead + r.vram_reserve : 0;
   return b;
 }
 

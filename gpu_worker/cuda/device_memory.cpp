@@ -45,7 +45,7 @@ void DeviceMemory::check_fits(const MemoryPlan& plan, const std::string& what) c
   TANDEM_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const uint64_t need = plan.total() + kReserve;
   if (need > free_b)
-    throw core::Error(what + " needs " + gib(need) + " on " + name_ + " but only " + gib(free_b) + " of " + gib(total_b) +
+    throw core::OutOfMemory(what + " needs " + gib(need) + " on " + name_ + " but only " + gib(free_b) + " of " + gib(total_b) +
                       " are free: short by " + gib(need - free_b) + " (weights " + gib(plan.weights) + ", KV " +
                       gib(plan.kv) + ", scratch " + gib(plan.scratch) + ", reserve " + gib(kReserve) +
                       "); put fewer layers on the GPU (--gpu-layers) or shrink the context (--ctx, --max-sequences)");
@@ -56,7 +56,7 @@ void* DeviceMemory::alloc(size_t bytes, MemoryKind kind) {
   const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    throw core::Error("CUDA: cannot allocate " + gib(bytes) + " on " + name_ + ": " + cudaGetErrorString(e));
+    throw core::OutOfMemory("CUDA: cannot allocate " + gib(bytes) + " on " + name_ + ": " + cudaGetErrorString(e));
   }
   blocks_.push_back(p);
   used_[static_cast<int>(kind)] += bytes;

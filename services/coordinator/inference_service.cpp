@@ -228,6 +228,7 @@ Status InferenceService::GetModelInfo(grpc::ServerContext*, const pb::GetModelIn
     st->set_pid(s.pid);
     st->set_metrics_url(s.metrics_url);
     st->set_up(s.up);
+    st->set_model_path(s.model_path);
   }
   return Status::OK;
 }

@@ -13,7 +13,9 @@
 
 #include "core/error.h"
 #include "core/gguf_file.h"
+#include "core/model_compat.h"
 #include "core/model_config.h"
+#include "core/plan/memory_plan.h"
 #include "core/model_paths.h"
 #include "core/quant_types.h"
 #include "core/tokenizer.h"
@@ -26,6 +28,7 @@ namespace {
 
 using namespace tandem;
 using namespace tandem::services;
+namespace plan = tandem::core::plan;
 
 struct Options {
   std::string model;
@@ -45,6 +48,9 @@ struct Options {
   std::string gpu_worker_metrics = "127.0.0.1:0", cpu_worker_metrics = "127.0.0.1:0";
   double step_timeout_s = 600;
   bool mlock = false, huge_pages = false;  // handed to the workers this process starts
+  std::string gpu_model, cpu_model;        // per-shard files (default: --model)
+  std::string vram;                        // --gpu-layers auto: the card's memory ("" : nvidia-smi)
+  std::string gpu_memory_limit;            // handed to the GPU worker as --memory-limit
 };
 
 std::string self_dir() {
@@ -54,11 +60,35 @@ std::string self_dir() {
 }
 
 // Stage order follows the head: the worker that owns it runs last (it turns
-// the final hidden rows into logits). --gpu-layers N puts N layers on the GPU
-// worker: the last N when the GPU owns the head (as llama.cpp's -ngl), else the first N.
-std::vector<StagePlan> plan_stages(const Options& o, int n_layer) {
-  if (o.gpu_layers == "auto")
-    throw core::Error("--gpu-layers auto needs the memory planner, which is not built yet; give a number of layers");
+// the final hidden rows into logits). n_gpu layers go to the GPU worker: the
+// last n when the GPU owns the head (as llama.cpp's -ngl), else the first n.
+// Each stage carries its share of the memory plan, which its worker logs
+// beside what it really allocates.
+std::vector<StagePlan> stages_for(const Options& o, const plan::PlanRequest& req, int n_gpu, bool head_gpu,
+                                  const std::string& gpu_model, const std::string& cpu_model) {
+  const plan::StageBytes g = plan::gpu_stage_bytes(req, n_gpu, head_gpu), c = plan::cpu_stage_bytes(req, n_gpu, head_gpu);
+  StagePlan gpu{"gpu", g.layer_begin, g.layer_end, g.head, o.threads_gpu, gpu_model, g.weights, g.kv, g.scratch};
+  StagePlan cpu{"cpu", c.layer_begin, c.layer_end, c.head, o.threads_cpu, cpu_model, c.weights, c.kv, c.scratch};
+  if (head_gpu) return {cpu, gpu};
+  return {gpu, cpu};
+}
+
+// The card's memory for --gpu-layers auto without --vram: nvidia-smi's
+// memory.total of device 0 (the coordinator itself never links CUDA); 0 when
+// there is no NVIDIA driver, which plans every layer onto the CPU.
+uint64_t detect_vram() {
+  FILE* p = ::popen("nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 2>/dev/null", "r");
+  if (!p) return 0;
+  char buf[64] = {0};
+  const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
+  ::pclose(p);
+  if (!got) return 0;
+  char* end = nullptr;
+  const unsigned long long mib = std::strtoull(buf, &end, 10);
+  return end != buf ? mib << 20 : 0;
+}
+
+int parse_gpu_layers(const Options& o, int n_layer) {
   int n_gpu = 0;
   try {
     size_t used = 0;
@@ -70,24 +100,19 @@ std::vector<StagePlan> plan_stages(const Options& o, int n_layer) {
   if (n_gpu < 0 || n_gpu > n_layer)
     throw core::Error("--gpu-layers " + std::to_string(n_gpu) + " is outside 0.." + std::to_string(n_layer) +
                       " (the model has " + std::to_string(n_layer) + " layers)");
-  StagePlan gpu{"gpu", 0, 0, false, o.threads_gpu}, cpu{"cpu", 0, 0, false, o.threads_cpu};
-  if (o.head == "gpu") {
-    cpu.layer_begin = 0, cpu.layer_end = n_layer - n_gpu;
-    gpu.layer_begin = n_layer - n_gpu, gpu.layer_end = n_layer, gpu.head = true;
-    return {cpu, gpu};
-  }
-  if (o.head == "cpu") {
-    gpu.layer_begin = 0, gpu.layer_end = n_gpu;
-    cpu.layer_begin = n_gpu, cpu.layer_end = n_layer, cpu.head = true;
-    return {gpu, cpu};
-  }
-  throw core::Error("--head must be gpu or cpu (got '" + o.head + "')");
+  return n_gpu;
 }
 
 int run(const Options& o) {
   block_shutdown_signals();
-  const std::string model = core::resolve_model(o.model);
+  // -m names the model; --gpu-model / --cpu-model give a shard another
+  // quantization of it. The coordinator embeds and tokenizes from the CPU's file.
+  const std::string model = std::filesystem::absolute(core::resolve_model(o.cpu_model.empty() ? o.model : o.cpu_model)).string();
+  const std::string gpu_model =
+      o.gpu_model.empty() ? model : std::filesystem::absolute(core::resolve_model(o.gpu_model)).string();
   std::shared_ptr<core::gguf::File> file = core::gguf::File::open(model);
+  std::shared_ptr<core::gguf::File> gpu_file = gpu_model == model ? file : core::gguf::File::open(gpu_model);
+  if (gpu_file != file) core::check_same_model(*gpu_file, *file);
   const core::ModelConfig cfg = core::config_from_gguf(*file);
   auto tok = std::make_unique<core::Tokenizer>(core::vocab_from_gguf(*file));
   if (tok->n_vocab() > cfg.n_vocab)
@@ -97,8 +122,33 @@ int run(const Options& o) {
     if (!core::quant::type_from_name(t)) throw core::Error(std::string("unknown cache type for ") + name + ": '" + t + "'");
   if (o.max_sequences < 1 || o.max_batch_tokens < 1 || o.max_queue < 0 || o.ctx < 2)
     throw core::Error("--max-sequences and --max-batch-tokens must be >= 1, --max-queue >= 0, --ctx >= 2");
-  const std::vector<StagePlan> stages = plan_stages(o, cfg.n_layer);
+  if (o.head != "gpu" && o.head != "cpu") throw core::Error("--head must be gpu or cpu (got '" + o.head + "')");
 
+  plan::PlanRequest req;
+  req.shape = plan::shape_from_config(cfg);
+  req.gpu_source = plan::inventory_from_gguf(*gpu_file);
+  req.cpu_source = gpu_file == file ? req.gpu_source : plan::inventory_from_gguf(*file);
+  req.run.ctx = o.ctx;
+  req.run.sequences = o.max_sequences;
+  req.run.batch = o.max_batch_tokens;
+  req.run.kv_k = *core::quant::type_from_name(o.cache_type_k);
+  req.run.kv_v = *core::quant::type_from_name(o.cache_type_v);
+  req.head = o.head == "gpu" ? plan::HeadPlace::Gpu : plan::HeadPlace::Cpu;
+  const bool auto_split = o.gpu_layers == "auto";
+  int n_gpu = 0;
+  bool head_gpu = o.head == "gpu";
+  if (auto_split) {
+    req.vram = o.vram.empty() ? detect_vram() : plan::parse_bytes(o.vram);
+    const plan::MemoryPlan mp = plan::plan_memory(req);
+    n_gpu = mp.n_gpu_layers;
+    head_gpu = mp.head_on_gpu;
+    std::printf("tandem-coordinator: plan for %s of VRAM%s: %d of %d layers%s on the GPU (%s of %s)\n",
+                plan::format_gib(req.vram).c_str(), o.vram.empty() ? " (nvidia-smi)" : "", n_gpu, cfg.n_layer,
+                head_gpu ? " + head" : "", plan::format_gib(mp.gpu.total()).c_str(), plan::format_gib(req.vram).c_str());
+  } else {
+    n_gpu = parse_gpu_layers(o, cfg.n_layer);
+  }
+  const std::vector<StagePlan> stages = stages_for(o, req, n_gpu, head_gpu, gpu_model, model);
   // The coordinator looks tokens up in the embedding itself (one row per
   // token; the table's pages are touched only for tokens actually used).
   cpu::EngineOptions eo;
@@ -118,6 +168,19 @@ int run(const Options& o) {
   pc.n_vocab = cfg.n_vocab;
   pc.wire = core::wire::dtype_from_name(o.wire);
   pc.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.step_timeout_s * 1000));
+  if (auto_split) {
+    // Reality exceeded the plan on the GPU: a layer fewer there, one more on the CPU.
+    pc.back_off = [o, req, gpu_model, model](std::vector<StagePlan>& st, const std::string& refusal) {
+      const bool head_gpu = st.back().role == "gpu";
+      const StagePlan& g = head_gpu ? st.back() : st.front();
+      const int n = g.layer_end - g.layer_begin;
+      if (n == 0) return false;
+      std::fprintf(stderr, "tandem-coordinator: the GPU worker refused %d layers (%s); backing off to %d\n", n,
+                   refusal.c_str(), n - 1);
+      st = stages_for(o, req, n - 1, head_gpu, gpu_model, model);
+      return true;
+    };
+  }
   Pipeline pipeline(pc, stages);
 
   MetricsServer metrics(o.metrics);
@@ -145,6 +208,10 @@ int run(const Options& o) {
       w.threads = s.threads;
       if (o.mlock) w.extra_args.push_back("--mlock");
       if (o.huge_pages) w.extra_args.push_back("--huge-pages");
+      if (s.role == "gpu" && !o.gpu_memory_limit.empty()) {
+        w.extra_args.push_back("--memory-limit");
+        w.extra_args.push_back(o.gpu_memory_limit);
+      }
       procs.push_back(w);
     }
   } else {
@@ -206,7 +273,14 @@ int main(int argc, char** argv) {
   app.add_option("-m,--model", o.model, "GGUF model (default: the cached SmolLM2-135M-Instruct Q4_1)");
   app.add_option("--listen", o.listen, "gRPC address HOST:PORT (port 0: any free port)");
   app.add_option("--metrics", o.metrics, "Prometheus endpoint HOST:PORT (port 0: any free port)");
-  app.add_option("--gpu-layers", o.gpu_layers, "layers on the GPU worker (a number; auto: the memory planner)");
+  app.add_option("--gpu-layers", o.gpu_layers,
+                 "layers on the GPU worker: a number, or auto (the memory planner under --vram; backs off a layer "
+                 "when the GPU worker runs out of memory)");
+  app.add_option("--gpu-model", o.gpu_model, "GGUF the GPU worker loads its layers from (another quantization of --model)");
+  app.add_option("--cpu-model", o.cpu_model, "GGUF the CPU worker loads its layers from (default: --model)");
+  app.add_option("--vram", o.vram, "--gpu-layers auto: the card's memory, e.g. 24GiB (default: nvidia-smi, else 0)");
+  app.add_option("--gpu-memory-limit", o.gpu_memory_limit,
+                 "supervisor mode: the GPU worker refuses shards needing more than this (tandem-gpu-worker --memory-limit)");
   app.add_option("--head", o.head, "which worker runs the output head and therefore goes last: gpu or cpu");
   app.add_option("-c,--ctx", o.ctx, "context size per sequence (positions)");
   app.add_option("--max-sequences", o.max_sequences, "concurrent sequences (KV slots)");

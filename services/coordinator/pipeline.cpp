@@ -65,6 +65,7 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
   std::unique_lock lk(mu_);
   for (size_t i = 0; i < plans_.size(); ++i) {
     const StagePlan& p = plans_[i];
+    status_[i].plan = p;
     if (!stubs_[i] || addresses_[i] != addresses[i]) {
       stubs_[i] = pb::Worker::NewStub(grpc::CreateChannel(addresses[i], grpc::InsecureChannelCredentials()));
       addresses_[i] = addresses[i];
@@ -83,7 +84,11 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
     // shard because the *other* worker restarted would be waste.
     if (h.loaded() && status_[i].up && h.pid() == status_[i].pid) continue;
     pb::LoadShardRequest req;
-    req.set_model_path(cfg_.model_path);
+    const std::string& model = p.model_path.empty() ? cfg_.model_path : p.model_path;
+    req.set_model_path(model);
+    req.set_planned_weight_bytes(p.planned_weight_bytes);
+    req.set_planned_kv_bytes(p.planned_kv_bytes);
+    req.set_planned_scratch_bytes(p.planned_scratch_bytes);
     req.set_layer_begin(p.layer_begin);
     req.set_layer_end(p.layer_end);
     req.set_embedding(false);
@@ -98,6 +103,13 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
     grpc::ClientContext ctx;
     ctx.set_deadline(in(30min));
     auto s = stubs_[i]->LoadShard(&ctx, req, &resp);
+    if (!s.ok() && s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && p.role == "gpu" && cfg_.back_off &&
+        cfg_.back_off(plans_, s.error_message())) {
+      // One layer fewer on the GPU: both stages' ranges changed, so load both again.
+      for (StageStatus& st : status_) st.pid = 0;
+      i = static_cast<size_t>(-1);
+      continue;
+    }
     if (!s.ok()) throw core::Error(rpc_error(p.role + " worker could not load layers [" + std::to_string(p.layer_begin) + ", " +
                                                  std::to_string(p.layer_end) + ")",
                                              s));
@@ -106,6 +118,7 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
                         std::to_string(resp.n_vocab()) + " (the coordinator's has " + std::to_string(cfg_.n_embd) + ", " +
                         std::to_string(cfg_.n_vocab) + ")");
     status_[i].pid = h.pid();
+    status_[i].model_path = model;
     status_[i].device = resp.device();
     status_[i].weight_bytes = resp.weight_bytes();
     status_[i].kv_bytes = resp.kv_bytes();

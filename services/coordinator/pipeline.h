@@ -31,6 +31,10 @@ struct StagePlan {
   int32_t layer_begin = 0, layer_end = 0;
   bool head = false;
   int32_t threads = 0;  // 0: the worker's default
+  std::string model_path;  // the GGUF this stage loads ("" : PipelineConfig::model_path)
+  // The memory plan of this stage (core/plan), sent along so the worker logs
+  // it beside what it really allocates; 0: no plan.
+  uint64_t planned_weight_bytes = 0, planned_kv_bytes = 0, planned_scratch_bytes = 0;
 };
 
 struct PipelineConfig {
@@ -43,6 +47,11 @@ struct PipelineConfig {
   core::wire::DType wire = core::wire::DType::F32;
   std::chrono::milliseconds step_timeout{std::chrono::minutes(10)};
   std::chrono::milliseconds peer_timeout{1000};
+  // --gpu-layers auto: when the GPU worker refuses its shard for lack of
+  // memory (RESOURCE_EXHAUSTED), this moves one layer from it to the CPU
+  // stage in `stages` (and re-plans their bytes) and returns true; false
+  // when there is nothing left to move. Unset: such a refusal fails bring_up.
+  std::function<bool(std::vector<StagePlan>& stages, const std::string& refusal)> back_off;
 };
 
 // A step failed. pipeline_down: a worker is gone (clients get UNAVAILABLE);
@@ -57,7 +66,7 @@ struct StageStatus {
   StagePlan plan;
   std::string address;
   int64_t pid = 0;
-  std::string device, memory, metrics_url;
+  std::string device, memory, metrics_url, model_path;
   uint64_t weight_bytes = 0, kv_bytes = 0;
   bool up = false;
 };

@@ -17,6 +17,7 @@
 
 #include "core/batch_wire.h"
 #include "core/error.h"
+#include "core/plan/memory_plan.h"
 #include "core/shm_ring.h"
 #include "services/common/metrics_server.h"
 #include "services/common/process_memory.h"
@@ -127,6 +128,26 @@ class Worker final : public pb::Worker::Service {
 
   std::atomic<bool> shutdown_requested{false};
 
+  static std::string mib(uint64_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+    return buf;
+  }
+
+  // The coordinator's plan next to what the backend really reserved: the
+  // planner's figures are checked on every load, in the log.
+  void log_plan_against_allocation(const pb::LoadShardRequest& req, const core::StageMemory& mem) const {
+    if (req.planned_weight_bytes() == 0 && req.planned_kv_bytes() == 0) return;
+    const uint64_t plan = req.planned_weight_bytes() + req.planned_kv_bytes() + req.planned_scratch_bytes();
+    const uint64_t real = mem.weight_bytes + mem.kv_bytes + mem.scratch_bytes;
+    std::fprintf(stderr,
+                 "tandem-%s-worker: plan: weights %s, KV %s, scratch %s = %s; allocated: weights %s, KV %s, scratch %s = %s%s\n",
+                 opt_.role.c_str(), mib(req.planned_weight_bytes()).c_str(), mib(req.planned_kv_bytes()).c_str(),
+                 mib(req.planned_scratch_bytes()).c_str(), mib(plan).c_str(), mib(mem.weight_bytes).c_str(),
+                 mib(mem.kv_bytes).c_str(), mib(mem.scratch_bytes).c_str(), mib(real).c_str(),
+                 real > plan ? " (over the plan)" : "");
+  }
+
   grpc::Status LoadShard(grpc::ServerContext*, const pb::LoadShardRequest* req, pb::LoadShardResponse* resp) override {
     ShardRequest s;
     s.model_path = req->model_path();
@@ -151,15 +172,25 @@ class Worker final : public pb::Worker::Service {
     try {
       std::shared_ptr<const core::gguf::File> file = core::gguf::File::open(s.model_path);
       stage = factory_(file, s);
+    } catch (const core::OutOfMemory& e) {
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.what()};
     } catch (const core::Error& e) {
       return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
     } catch (const std::bad_alloc&) {
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, "out of memory loading the shard"};
     }
     const core::StageMemory mem = stage->memory();
+    log_plan_against_allocation(*req, mem);
+    const uint64_t real = mem.weight_bytes + mem.kv_bytes + mem.scratch_bytes;
+    if (opt_.memory_limit > 0 && real > opt_.memory_limit)
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+              "layers [" + std::to_string(s.layer_begin) + ", " + std::to_string(s.layer_end) + ") need " + mib(real) +
+                  " (weights " + mib(mem.weight_bytes) + ", KV " + mib(mem.kv_bytes) + ", scratch " + mib(mem.scratch_bytes) +
+                  ") but --memory-limit is " + mib(opt_.memory_limit)};
     resp->set_device(mem.device);
     resp->set_weight_bytes(mem.weight_bytes);
     resp->set_kv_bytes(mem.kv_bytes);
+    resp->set_scratch_bytes(mem.scratch_bytes);
     resp->set_n_embd(stage->config().n_embd);
     resp->set_n_vocab(stage->config().n_vocab);
     {
@@ -551,10 +582,20 @@ int worker_main(int argc, char** argv, const std::string& role, StageFactory fac
                "tandem_worker_memory_bytes{kind=\"locked\"} stays 0)");
   app.add_flag("--huge-pages", opt.huge_pages,
                "transparent huge pages (madvise) for the repacked weights; see tandem_worker_memory_bytes{kind=\"huge_pages\"}");
+  std::string memory_limit;
+  app.add_option("--memory-limit", memory_limit,
+                 "refuse (RESOURCE_EXHAUSTED) a shard whose weights + KV + scratch exceed this, e.g. 20GiB: share a card, "
+                 "or cap RAM; the coordinator's --gpu-layers auto then puts a layer fewer here");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  try {
+    if (!memory_limit.empty()) opt.memory_limit = core::plan::parse_bytes(memory_limit);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tandem-%s-worker: error: --memory-limit: %s\n", role.c_str(), e.what());
+    return 1;
   }
   if (opt.threads <= 0) opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   try {

@@ -35,6 +35,7 @@ struct WorkerOptions {
   bool huge_pages = false;   // transparent huge pages for repacked weights
   bool mlock = false;        // lock the shard's weights in RAM
   bool pin_threads = false;  // one CPU per compute thread
+  uint64_t memory_limit = 0; // refuse a shard needing more (weights + KV + scratch); 0: no limit
 };
 
 // Runs until Shutdown (RPC) or SIGINT/SIGTERM; returns the exit code.
