@@ -201,7 +201,7 @@ int run_info(const ClientOptions& o) {
     stages.push_back({{"worker", s.worker()}, {"address", s.address()}, {"layer_begin", s.layer_begin()},
                       {"layer_end", s.layer_end()}, {"head", s.head()}, {"device", s.device()},
                       {"memory", s.memory()}, {"weight_bytes", s.weight_bytes()}, {"kv_bytes", s.kv_bytes()},
-                      {"pid", s.pid()}, {"metrics_url", s.metrics_url()}, {"up", s.up()}});
+                      {"pid", s.pid()}, {"metrics_url", s.metrics_url()}, {"up", s.up()}, {"model_path", s.model_path()}});
   print_json({{"name", info.name()}, {"architecture", info.architecture()}, {"path", info.path()},
               {"n_layer", info.n_layer()}, {"n_embd", info.n_embd()}, {"n_head", info.n_head()},
               {"n_head_kv", info.n_head_kv()}, {"n_vocab", info.n_vocab()}, {"context", info.context()},

@@ -8,6 +8,8 @@
 
 #include "core/error.h"
 #include "core/gguf_file.h"
+#include "core/model_config.h"
+#include "core/plan/memory_plan.h"
 #include "core/tokenizer.h"
 #include "cpu_worker/cpu_stage.h"
 #include "gpu_worker/cuda/cuda_stage.h"
@@ -81,6 +83,16 @@ TEST_P(CudaStageTest, GreedyTokensMatchTheCpuStage) {
   EXPECT_GT(m.weight_bytes, 0u);
   EXPECT_GT(m.kv_bytes, 0u);
   EXPECT_GT(m.scratch_bytes, 0u);
+  // `tandem plan` predicts exactly these allocations (core/plan).
+  core::plan::PlanRequest r;
+  r.shape = core::plan::shape_from_config(core::config_from_gguf(*file));
+  r.gpu_source = core::plan::inventory_from_gguf(*file);
+  r.run.ctx = go.n_ctx, r.run.sequences = go.n_seq, r.run.batch = go.max_batch_tokens;
+  r.run.kv_k = r.run.kv_v = kv;
+  const core::plan::StageBytes planned = core::plan::gpu_stage_bytes(r, r.shape.n_layer, true);
+  EXPECT_EQ(planned.weights, m.weight_bytes);
+  EXPECT_EQ(planned.kv, m.kv_bytes);
+  EXPECT_EQ(planned.scratch, m.scratch_bytes);
 }
 
 INSTANTIATE_TEST_SUITE_P(KvTypes, CudaStageTest, ::testing::Values("f16", "q8_0", "q4_0"));
