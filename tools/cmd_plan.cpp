@@ -40,7 +40,42 @@ struct PlanOptions {
   std::string cuda_overhead = "512MiB", vram_reserve = "512MiB", ram_reserve = "1GiB";
   double min_tps = 2.0;
   bool compare = true, json = false;
+  // Hyperparameters: override the preset's, or with --preset custom give them all.
+  int n_layer = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_vocab = 0;
+  std::string arch;
+  bool tied = false;
 };
+
+// --preset custom or a preset with some hyperparameters changed.
+plan::ModelShape shape_for(const PlanOptions& o) {
+  plan::ModelShape s;
+  if (o.preset == "custom") {
+    s.name = "custom";
+    if (o.n_layer <= 0 || o.n_embd <= 0 || o.n_ff <= 0 || o.n_head <= 0 || o.n_head_kv <= 0 || o.n_vocab <= 0)
+      throw core::Error("--preset custom needs --n-layer, --n-embd, --n-ff, --n-head, --n-head-kv and --n-vocab");
+  } else {
+    const plan::ModelShape* p = plan::find_preset(o.preset);
+    if (!p) throw core::Error("unknown --preset '" + o.preset + "' (known: " + plan::preset_names() + ", custom)");
+    s = *p;
+  }
+  auto set = [&s](int v, int32_t& field) {
+    if (v > 0) field = v, s.smaller.clear();  // another shape: the family's sibling no longer applies
+  };
+  set(o.n_layer, s.n_layer), set(o.n_embd, s.n_embd), set(o.n_ff, s.n_ff), set(o.n_head, s.n_head);
+  set(o.n_head_kv, s.n_head_kv), set(o.n_vocab, s.n_vocab), set(o.head_dim, s.head_dim);
+  if (o.head_dim <= 0 && (o.n_embd > 0 || o.n_head > 0 || s.head_dim == 0)) s.head_dim = s.n_embd / s.n_head;
+  if (!o.arch.empty()) {
+    if (o.arch != "llama" && o.arch != "qwen2") throw core::Error("--arch must be llama or qwen2 (got '" + o.arch + "')");
+    s.arch = o.arch;
+    s.qkv_bias = o.arch == "qwen2";
+  }
+  if (o.tied) s.tied_output = true, s.smaller.clear();
+  if (s.n_head_kv > s.n_head || s.n_head % s.n_head_kv != 0)
+    throw core::Error("--n-head-kv must divide --n-head (" + std::to_string(s.n_head) + " heads, " +
+                      std::to_string(s.n_head_kv) + " KV heads)");
+  if (s.head_dim <= 0) throw core::Error("head_dim must be positive (give --head-dim)");
+  return s;
+}
 
 uint64_t mem_total() {
   std::ifstream in("/proc/meminfo");
@@ -74,27 +109,28 @@ struct Source {
 Source load_source(const PlanOptions& o) {
   Source s;
   const bool files = !o.model.empty() || !o.gpu_model.empty() || !o.cpu_model.empty();
-  if (files == !o.preset.empty())
+  if (files && !o.preset.empty())
     throw core::Error("give a model (--model FILE, or --gpu-model A --cpu-model B) or a --preset, not both");
+  const bool shape_flags = o.n_layer || o.n_embd || o.n_ff || o.n_head || o.n_head_kv || o.head_dim || o.n_vocab ||
+                           !o.arch.empty() || o.tied;
+  if (shape_flags && o.preset.empty())
+    throw core::Error("--n-layer, --n-embd, ... change a --preset (or describe a --preset custom), not a file");
   if (!o.preset.empty()) {
-    const plan::ModelShape* p = plan::find_preset(o.preset);
-    if (!p) throw core::Error("unknown --preset '" + o.preset + "' (known: " + plan::preset_names() + ")");
     if (o.quant.empty()) throw core::Error("--preset needs --quant (a llama-quantize mix such as Q4_K_M or IQ2_XXS)");
     const auto mix = core::mix_from_name(o.quant);
     if (!mix) throw core::Error("unknown --quant '" + o.quant + "' (a llama-quantize mix such as Q4_K_M)");
-    s.shape = *p;
+    s.shape = shape_for(o);
     s.gpu = plan::inventory_from_mix(s.shape, *mix);
     s.cpu = s.gpu;
-    s.description = o.preset + " (preset) at " + std::string(core::mix_name(*mix)) + " (llama-quantize's per-tensor rules)";
+    s.description = s.shape.name + (shape_flags ? " (preset, changed)" : " (preset)") + " at " +
+                    std::string(core::mix_name(*mix)) + " (llama-quantize's per-tensor rules)";
     return s;
   }
   if (!o.quant.empty()) throw core::Error("--quant is for --preset; a file's tensors already have their types");
-  if (!o.model.empty() && (!o.gpu_model.empty() || !o.cpu_model.empty()))
-    throw core::Error("give --model, or --gpu-model and --cpu-model, not both");
-  if (o.model.empty() && (o.gpu_model.empty() || o.cpu_model.empty()))
-    throw core::Error("--gpu-model and --cpu-model go together");
-  const std::string gpath = resolve_model(o.model.empty() ? o.gpu_model : o.model);
-  const std::string cpath = o.model.empty() ? resolve_model(o.cpu_model) : gpath;
+  // As in the service: -m is both shards' file unless --gpu-model or
+  // --cpu-model names another; nothing named is the default model.
+  const std::string gpath = resolve_model(o.gpu_model.empty() ? o.model : o.gpu_model);
+  const std::string cpath = resolve_model(o.cpu_model.empty() ? o.model : o.cpu_model);
   const auto gf = core::gguf::File::open(gpath);
   std::unique_ptr<core::gguf::File> cf;
   if (cpath != gpath) {
@@ -284,10 +320,19 @@ int run_plan(const PlanOptions& o) {
 void register_plan(CLI::App& app, Action& action) {
   auto o = std::make_shared<PlanOptions>();
   auto* cmd = app.add_subcommand("plan", "what fits where before loading: split, bytes per device, predicted speed");
-  cmd->add_option("-m,--model", o->model, "GGUF file to plan for");
+  cmd->add_option("-m,--model", o->model, "GGUF file to plan for (default: the cached SmolLM2)");
   cmd->add_option("--gpu-model", o->gpu_model, "GGUF file the GPU worker loads its layers from");
   cmd->add_option("--cpu-model", o->cpu_model, "GGUF file the CPU worker loads its layers from (same model, other quant)");
   cmd->add_option("--preset", o->preset, "plan without a file: " + core::plan::preset_names());
+  cmd->add_option("--n-layer", o->n_layer, "with --preset: layers (--preset custom: give every --n-* option)");
+  cmd->add_option("--n-embd", o->n_embd, "with --preset: model width");
+  cmd->add_option("--n-ff", o->n_ff, "with --preset: feed-forward width");
+  cmd->add_option("--n-head", o->n_head, "with --preset: attention heads");
+  cmd->add_option("--n-head-kv", o->n_head_kv, "with --preset: KV heads (GQA)");
+  cmd->add_option("--head-dim", o->head_dim, "with --preset: values per head (default n_embd / n_head)");
+  cmd->add_option("--n-vocab", o->n_vocab, "with --preset: vocabulary size");
+  cmd->add_option("--arch", o->arch, "with --preset: llama or qwen2 (Q/K/V biases)");
+  cmd->add_flag("--tied", o->tied, "with --preset: the output head reuses the token embedding");
   cmd->add_option("--quant", o->quant, "with --preset: llama-quantize mix (Q4_K_M, Q3_K_M, IQ2_XXS, F16, ...)");
   cmd->add_option("--vram", o->vram, "the card's memory, e.g. 24GiB (0: no GPU)")->capture_default_str();
   cmd->add_option("--ram", o->ram, "RAM Tandem may use, e.g. 64GiB (default: this machine's total)");

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/gguf_file.h"
 #include "core/model_compat.h"
@@ -329,6 +331,45 @@ TEST(ModelCompat, RequantizedFileIsTheSameModelAndAnotherShapeIsNot) {
   core::write_synthetic_model(dir.file("c.gguf"), c);
   const auto fc = core::gguf::File::open(dir.file("c.gguf"));
   EXPECT_THROW(core::check_same_model(*fa, *fc), core::Error);
+}
+
+// `tandem plan` end to end: the JSON agrees with the library's plan, a plan
+// that does not fit exits 3 naming the shortfall, bad input exits 1.
+TEST(PlanCli, JsonSplitFitsTheCardAndMatchesTheLibrary) {
+  const auto r = run_command(std::string(TANDEM_CLI_PATH) +
+                             " plan --preset llama-3-70b --quant Q4_K_M --vram 24GiB --ram 64GiB --ctx 4096 --kv q8_0"
+                             " --cpu-bw 50 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  plan::PlanRequest req = preset_request("llama-3-70b", QuantMix::Q4_K_M);
+  req.vram = 24ull << 30, req.ram = 64ull << 30;
+  const plan::MemoryPlan p = plan::plan_memory(req);
+  EXPECT_EQ(j["split"]["gpu_layers"].get<int>(), p.n_gpu_layers);
+  EXPECT_GT(p.n_gpu_layers, 30);
+  EXPECT_LT(p.n_gpu_layers, 80);
+  EXPECT_LE(j["gpu"]["total_bytes"].get<uint64_t>(), 24ull << 30);
+  EXPECT_EQ(j["gpu"]["total_bytes"].get<uint64_t>(), p.gpu.total());
+  EXPECT_EQ(j["weights_bytes"]["gpu_source"].get<uint64_t>(), req.gpu_source.total_bytes());
+  EXPECT_EQ(j["comparison"].size(), 7u);
+  EXPECT_EQ(j["recommendations"].size(), 3u);
+}
+
+TEST(PlanCli, APlanThatDoesNotFitExitsThreeAndSaysWhatIsShort) {
+  const auto r = run_command(std::string(TANDEM_CLI_PATH) +
+                             " plan --preset llama-3-70b --quant F16 --vram 24GiB --ram 64GiB --cpu-bw 50 --no-compare");
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.out.find("DOES NOT FIT: RAM needs"), std::string::npos) << r.out;
+}
+
+TEST(PlanCli, BadInputIsOneLineAndExitOne) {
+  for (const char* args : {"--preset llama-3-70b --quant Q9_X", "--preset nope --quant Q4_K_M",
+                           "--preset llama-3-70b --quant Q4_K_M --vram lots", "--preset llama-3-70b",
+                           "--preset llama-3-70b --quant Q4_K_M --kv q7", "--preset custom --quant Q4_K_M --n-layer 4",
+                           "-m /nonexistent.gguf"}) {
+    const auto r = run_command(std::string(TANDEM_CLI_PATH) + " plan --cpu-bw 10 " + args);
+    EXPECT_EQ(r.exit_code, 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("tandem: error: ", 0), 0u) << args << ": " << r.err;
+  }
 }
 
 }  // namespace
