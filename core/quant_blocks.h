@@ -121,6 +121,7 @@ inline constexpr int QK8_0 = 32;
 inline constexpr int QK8_1 = 32;
 inline constexpr int QK_K = 256;         // K-quant super-block
 inline constexpr int K_SCALE_SIZE = 12;  // packed 6-bit scales+mins of Q4_K / Q5_K
+inline constexpr int QK4_NL = 32;        // IQ4_NL block (the only 32-wide i-quant)
 
 // fp16 fields are kept as raw uint16_t bits (no half type on the host).
 
@@ -252,6 +253,115 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block size");
 
 // ---------------------------------------------------------------------------
+// I-quants (ggml-common.h block_iq*). Except IQ4_NL they are 256-value
+// super-blocks of eight 32-value groups; group g covers elements 32g..32g+31.
+// Most store indices into the tables of core/quant_iq_tables.h: a grid row
+// gives 8 (or 4) magnitudes, a sign byte flips them (bit j set: value j is
+// negative). "ksigns index" means a 7-bit index into ksigns_iq2xs, which
+// expands to such a byte. Scales are ggml's: db = d * (0.5 + s) * 0.25 for
+// the IQ2 types, d * (0.5 + s) * 0.5 for IQ3_XXS, d * (1 + 2s) for IQ3_S,
+// d * (2s + 1) for the IQ1 types (s: a 4- or 3-bit field).
+
+// IQ2_XXS (2.06 bpw): group g is qs[4g .. 4g+3], read as two little-endian
+// uint32 a0 = qs[4g] | qs[4g+1] << 16, a1 = qs[4g+2] | qs[4g+3] << 16:
+//   byte l of a0 (l = 0..3): iq2xxs_grid row of elements 32g + 8l .. +7
+//   bits 7l .. 7l+6 of a1:   their ksigns index
+//   bits 28..31 of a1:       the group's 4-bit scale s
+struct BlockIQ2_XXS {
+  uint16_t d;             // super-block scale (fp16)
+  uint16_t qs[QK_K / 8];  // [8 groups][4] as above
+};
+static_assert(sizeof(BlockIQ2_XXS) == 66, "IQ2_XXS block size");
+
+// IQ2_XS (2.31 bpw): qs[4g + l] covers elements 32g + 8l .. +7: low 9 bits =
+// iq2xs_grid row, high 7 bits = ksigns index. scales[g]: low nibble = scale
+// of l = 0, 1 (first 16 values), high nibble = scale of l = 2, 3.
+struct BlockIQ2_XS {
+  uint16_t d;                 // super-block scale (fp16)
+  uint16_t qs[QK_K / 8];      // [8 groups][4] grid index | ksigns index << 9
+  uint8_t scales[QK_K / 32];  // [8 groups] two 4-bit scales
+};
+static_assert(sizeof(BlockIQ2_XS) == 74, "IQ2_XS block size");
+
+// IQ2_S (2.5 bpw): 10-bit iq2s_grid index of elements 32g + 8l .. +7 (l =
+// 0..3) = qs[4g + l] | ((qh[g] >> 2l) & 3) << 8; their sign byte (plain, no
+// ksigns) is qs[QK_K/8 + 4g + l]. scales[g] as IQ2_XS.
+struct BlockIQ2_S {
+  uint16_t d;                 // super-block scale (fp16)
+  uint8_t qs[QK_K / 4];       // [0, 32): low 8 index bits, [32, 64): sign bytes; [8 groups][4] each
+  uint8_t qh[QK_K / 32];      // [8 groups] four 2-bit index tops
+  uint8_t scales[QK_K / 32];  // [8 groups] two 4-bit scales
+};
+static_assert(sizeof(BlockIQ2_S) == 82, "IQ2_S block size");
+
+// IQ3_XXS (3.06 bpw): qs[8g + k] (k = 0..7) is the iq3xxs_grid row of
+// elements 32g + 4k .. +3. Group g's scales-and-signs word is the
+// little-endian uint32 at qs[QK_K/4 + 4g]: bits 7l .. 7l+6 = ksigns index of
+// elements 32g + 8l .. +7 (l = 0..3), bits 28..31 = 4-bit scale.
+struct BlockIQ3_XXS {
+  uint16_t d;                  // super-block scale (fp16)
+  uint8_t qs[3 * (QK_K / 8)];  // [0, 64): [8 groups][8] grid indices; [64, 96): [8 groups] uint32 words
+};
+static_assert(sizeof(BlockIQ3_XXS) == 98, "IQ3_XXS block size");
+
+// IQ3_S (3.44 bpw): 9-bit iq3s_grid index of elements 32g + 4k .. +3 (k =
+// 0..7) = qs[8g + k] | ((qh[g] >> k) & 1) << 8; signs[4g + l] is the sign
+// byte of elements 32g + 8l .. +7. scales[p]: low nibble = scale of group
+// 2p, high nibble = group 2p + 1.
+struct BlockIQ3_S {
+  uint16_t d;                 // super-block scale (fp16)
+  uint8_t qs[QK_K / 4];       // [8 groups][8] low 8 index bits
+  uint8_t qh[QK_K / 32];      // [8 groups] 8 index tops
+  uint8_t signs[QK_K / 8];    // [8 groups][4] sign bytes
+  uint8_t scales[QK_K / 64];  // [4 pairs of groups] two 4-bit scales
+};
+static_assert(sizeof(BlockIQ3_S) == 110, "IQ3_S block size");
+
+// IQ1_S (1.56 bpw): 11-bit iq1s_grid index of elements 32g + 8l .. +7 (l =
+// 0..3) = qs[4g + l] | ((qh[g] >> 3l) & 7) << 8. qh[g] bits 12..14: 3-bit
+// scale s; bit 15: delta sign (set: -IQ1S_DELTA). x = d*(2s+1) * (grid + delta).
+struct BlockIQ1_S {
+  uint16_t d;              // super-block scale (fp16)
+  uint8_t qs[QK_K / 8];    // [8 groups][4] low 8 index bits
+  uint16_t qh[QK_K / 32];  // [8 groups] index tops | scale << 12 | delta sign << 15
+};
+static_assert(sizeof(BlockIQ1_S) == 50, "IQ1_S block size");
+
+// IQ1_M (1.75 bpw): no d field. Elements 32g + 8l .. +7 (l = 0..3) use
+// iq1s_grid row qs[4g + l] | (nibble & 7) << 8 and delta sign (nibble & 8),
+// where nibble is the low (l even) or high (l odd) half of qh[2g + l/2].
+// scales holds four little-endian uint16 sc[0..3]; bits 3h .. 3h+2 of
+// sc[g/2] (h = 0..3) are 3-bit scales: h = 2(g%2) for l = 0, 1, h = 2(g%2)+1
+// for l = 2, 3. The top nibbles of sc[0], sc[1], sc[2], sc[3] are bits 0-3,
+// 4-7, 8-11, 12-15 of the fp16 super-block scale (iq1m_scale_bits).
+struct BlockIQ1_M {
+  uint8_t qs[QK_K / 8];       // [8 groups][4] low 8 index bits
+  uint8_t qh[QK_K / 16];      // [8 groups][2] two (3 index bits | delta sign) nibbles
+  uint8_t scales[QK_K / 32];  // 4 x uint16: 12 bits of 3-bit scales + 4 bits of fp16 d
+};
+static_assert(sizeof(BlockIQ1_M) == 56, "IQ1_M block size");
+
+// IQ4_NL (4.5 bpw, 32-wide): x = d * kvalues_iq4nl[q]; nibble order as Q4_0
+// (qs[j] low nibble = element j, high nibble = element j + 16).
+struct BlockIQ4_NL {
+  uint16_t d;              // scale (fp16)
+  uint8_t qs[QK4_NL / 2];  // nibbles
+};
+static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block size");
+
+// IQ4_XS (4.25 bpw): IQ4_NL's levels with a 6-bit scale per group:
+// ls = ((scales_l[g/2] >> 4(g%2)) & 15) | ((scales_h >> 2g) & 3) << 4,
+// x = d * (ls - 32) * kvalues_iq4nl[q]. Group g's nibbles are qs[16g .. 16g+15]
+// in Q4_0's order (low nibble = element j, high = j + 16 within the group).
+struct BlockIQ4_XS {
+  uint16_t d;                   // super-block scale (fp16)
+  uint16_t scales_h;            // [8 groups] top 2 bits of the scale
+  uint8_t scales_l[QK_K / 64];  // [8 groups] low 4 bits of the scale
+  uint8_t qs[QK_K / 2];         // [8 groups][16] nibbles
+};
+static_assert(sizeof(BlockIQ4_XS) == 136, "IQ4_XS block size");
+
+// ---------------------------------------------------------------------------
 // Small decode helpers shared by the reference code, the SIMD kernels and
 // (later) CUDA.
 
@@ -280,6 +390,31 @@ TANDEM_HD inline void unpack_q3_k_scales(const uint8_t* packed, int8_t out[16]) 
     const int hi = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
     out[i] = static_cast<int8_t>((lo | (hi << 4)) - 32);
   }
+}
+
+// Two consecutive little-endian uint16 as one uint32 (IQ2_XXS's qs words).
+TANDEM_HD inline uint32_t u16_pair(const uint16_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 16;
+}
+
+// Little-endian uint32 / uint16 from bytes (IQ3_XXS's words, IQ1_M's scales).
+TANDEM_HD inline uint32_t le_u32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+TANDEM_HD inline uint16_t le_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
+
+// IQ1_M's fp16 super-block scale, assembled from the top nibbles of its four
+// uint16 scale words (ggml's iq1m_scale_t).
+TANDEM_HD inline uint16_t iq1m_scale_bits(const BlockIQ1_M& b) {
+  uint16_t d = 0;
+  for (int k = 0; k < 4; ++k) d = static_cast<uint16_t>(d | (le_u16(b.scales + 2 * k) >> 12) << (4 * k));
+  return d;
+}
+
+// IQ4_XS's 6-bit scale of group g (0..7), still biased by 32.
+TANDEM_HD inline int iq4_xs_scale(const BlockIQ4_XS& b, int g) {
+  return ((b.scales_l[g / 2] >> (4 * (g % 2))) & 0xF) | (((b.scales_h >> (2 * g)) & 3) << 4);
 }
 
 }  // namespace tandem::core::quant

@@ -31,6 +31,16 @@ void to_float_q4_K(const void* src, float* dst, int64_t n);  // dequantize_row_q
 void to_float_q5_K(const void* src, float* dst, int64_t n);  // dequantize_row_q5_K
 void to_float_q6_K(const void* src, float* dst, int64_t n);  // dequantize_row_q6_K
 void to_float_q8_K(const void* src, float* dst, int64_t n);  // dequantize_row_q8_K
+// i-quants (quant_ref_iquants.cpp): dequantization only, no quantizers or dots yet.
+void to_float_iq2_xxs(const void* src, float* dst, int64_t n);  // dequantize_row_iq2_xxs
+void to_float_iq2_xs(const void* src, float* dst, int64_t n);   // dequantize_row_iq2_xs
+void to_float_iq2_s(const void* src, float* dst, int64_t n);    // dequantize_row_iq2_s
+void to_float_iq3_xxs(const void* src, float* dst, int64_t n);  // dequantize_row_iq3_xxs
+void to_float_iq3_s(const void* src, float* dst, int64_t n);    // dequantize_row_iq3_s
+void to_float_iq1_s(const void* src, float* dst, int64_t n);    // dequantize_row_iq1_s
+void to_float_iq1_m(const void* src, float* dst, int64_t n);    // dequantize_row_iq1_m
+void to_float_iq4_nl(const void* src, float* dst, int64_t n);   // dequantize_row_iq4_nl
+void to_float_iq4_xs(const void* src, float* dst, int64_t n);   // dequantize_row_iq4_xs
 
 // ---- from_float: file-creation quantizers -------------------------------------
 // ggml's deterministic *_ref quantizers (no importance matrix): what
@@ -80,5 +90,15 @@ float vec_dot_q3_K_q8_K(int64_t n, const void* w, const void* a);
 float vec_dot_q4_K_q8_K(int64_t n, const void* w, const void* a);
 float vec_dot_q5_K_q8_K(int64_t n, const void* w, const void* a);
 float vec_dot_q6_K_q8_K(int64_t n, const void* w, const void* a);
+// i-quants (core/quant_ref_iquants_dot.cpp): integer sums as ggml's generic code.
+float vec_dot_iq2_xxs_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq2_xs_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq2_s_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq3_xxs_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq3_s_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq1_s_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq1_m_q8_K(int64_t n, const void* w, const void* a);
+float vec_dot_iq4_nl_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_iq4_xs_q8_K(int64_t n, const void* w, const void* a);
 
 }  // namespace tandem::core::quant::ref

@@ -1,7 +1,7 @@
 // The per-type traits table: names, block geometry and reference kernels.
 // Block and type sizes are ggml's (ggml.c type_traits); formats we cannot
-// compute with yet (i-quants, integer and f64 tensors) are still listed so a
-// GGUF file holding them can be opened and its sizes checked.
+// compute with (integer and f64 tensors) or only dequantize (i-quants) are
+// still listed so a GGUF file holding them can be opened and its sizes checked.
 #include "core/quant_types.h"
 
 #include <array>
@@ -60,28 +60,25 @@ Table build() {
   tb.add(Type::Q8_K,
          {"Q8_K", QK_K, sizeof(BlockQ8_K), true, ref::to_float_q8_K, ref::from_float_q8_K, nullptr, Type::Q8_K});
 
-  // Recognised for reading only. Sizes from ggml-common.h:
-  //   IQ2_XXS d + qs[QK_K/8] u16            = 2 + 64
-  //   IQ2_XS  d + qs[QK_K/8] u16 + sc[8]    = 2 + 64 + 8
-  //   IQ3_XXS d + qs[3*QK_K/8]              = 2 + 96
-  //   IQ1_S   d + qs[QK_K/8] + qh[QK_K/32] u16 = 2 + 32 + 16
-  //   IQ4_NL  d + qs[16] (32-wide)          = 2 + 16
-  //   IQ3_S   d + qs[64] + qh[8] + signs[32] + scales[4] = 110
-  //   IQ2_S   d + qs[64] + qh[8] + scales[8] = 82
-  //   IQ4_XS  d + scales_h u16 + scales_l[4] + qs[128] = 136
-  //   IQ1_M   qs[32] + qh[16] + scales[8]   = 56
+  // I-quants: dequantization and reference dot products (no quantizer: a
+  // file holding them is served, inspected and re-quantized from, but
+  // Tandem does not make them). vec_dot_type is ggml's choice.
+  const auto iq = [&](Type id, std::string_view name, int64_t bs, size_t ts, ToFloatFn to_float, VecDotFn dot,
+                      Type dot_type) { tb.add(id, {name, bs, ts, true, to_float, nullptr, dot, dot_type}); };
+  iq(Type::IQ2_XXS, "IQ2_XXS", QK_K, sizeof(BlockIQ2_XXS), ref::to_float_iq2_xxs, ref::vec_dot_iq2_xxs_q8_K, Type::Q8_K);
+  iq(Type::IQ2_XS, "IQ2_XS", QK_K, sizeof(BlockIQ2_XS), ref::to_float_iq2_xs, ref::vec_dot_iq2_xs_q8_K, Type::Q8_K);
+  iq(Type::IQ3_XXS, "IQ3_XXS", QK_K, sizeof(BlockIQ3_XXS), ref::to_float_iq3_xxs, ref::vec_dot_iq3_xxs_q8_K, Type::Q8_K);
+  iq(Type::IQ1_S, "IQ1_S", QK_K, sizeof(BlockIQ1_S), ref::to_float_iq1_s, ref::vec_dot_iq1_s_q8_K, Type::Q8_K);
+  iq(Type::IQ4_NL, "IQ4_NL", QK4_NL, sizeof(BlockIQ4_NL), ref::to_float_iq4_nl, ref::vec_dot_iq4_nl_q8_0, Type::Q8_0);
+  iq(Type::IQ3_S, "IQ3_S", QK_K, sizeof(BlockIQ3_S), ref::to_float_iq3_s, ref::vec_dot_iq3_s_q8_K, Type::Q8_K);
+  iq(Type::IQ2_S, "IQ2_S", QK_K, sizeof(BlockIQ2_S), ref::to_float_iq2_s, ref::vec_dot_iq2_s_q8_K, Type::Q8_K);
+  iq(Type::IQ4_XS, "IQ4_XS", QK_K, sizeof(BlockIQ4_XS), ref::to_float_iq4_xs, ref::vec_dot_iq4_xs_q8_K, Type::Q8_K);
+  iq(Type::IQ1_M, "IQ1_M", QK_K, sizeof(BlockIQ1_M), ref::to_float_iq1_m, ref::vec_dot_iq1_m_q8_K, Type::Q8_K);
+
+  // Recognised for reading only (no arithmetic on them).
   const auto rd = [&](Type id, std::string_view name, int64_t bs, size_t ts, bool q) {
     tb.add(id, {name, bs, ts, q, nullptr, nullptr, nullptr, Type::F32});
   };
-  rd(Type::IQ2_XXS, "IQ2_XXS", QK_K, 66, true);
-  rd(Type::IQ2_XS, "IQ2_XS", QK_K, 74, true);
-  rd(Type::IQ3_XXS, "IQ3_XXS", QK_K, 98, true);
-  rd(Type::IQ1_S, "IQ1_S", QK_K, 50, true);
-  rd(Type::IQ4_NL, "IQ4_NL", 32, 18, true);
-  rd(Type::IQ3_S, "IQ3_S", QK_K, 110, true);
-  rd(Type::IQ2_S, "IQ2_S", QK_K, 82, true);
-  rd(Type::IQ4_XS, "IQ4_XS", QK_K, 136, true);
-  rd(Type::IQ1_M, "IQ1_M", QK_K, 56, true);
   rd(Type::I8, "I8", 1, 1, false);
   rd(Type::I16, "I16", 1, 2, false);
   rd(Type::I32, "I32", 1, 4, false);

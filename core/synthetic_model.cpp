@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/gguf_writer.h"
+#include "core/quant_random_blocks.h"
 
 namespace tandem::core {
 
@@ -54,7 +55,8 @@ class WeightMaker {
   // rows can be made on any thread and the file stays the same.
   std::vector<uint8_t> matrix(int64_t cols, int64_t rows, quant::Type type, float scale) {
     const auto& tr = quant::traits(type);
-    if (tr.from_float == nullptr)
+    const bool random_blocks = quant::random_rows_supported(type);  // i-quants: no quantizer, random valid blocks
+    if (tr.from_float == nullptr && !random_blocks)
       throw Error("synthetic model: no quantizer for type " + std::string(tr.name));
     const size_t rb = quant::row_bytes(type, cols);
     const uint64_t mseed = mix64(seed_ ^ mix64(++matrices_));
@@ -63,6 +65,10 @@ class WeightMaker {
       std::vector<float> row(cols);  // one row of f32 weights before quantization
       for (int64_t r = r0; r < r1; ++r) {
         std::mt19937_64 rng(mix64(mseed + static_cast<uint64_t>(r)));
+        if (random_blocks) {
+          quant::random_valid_row(type, rng, scale, out.data() + rb * r, cols);
+          continue;
+        }
         std::normal_distribution<float> nd(0.0f, scale);
         for (auto& v : row) v = nd(rng);
         tr.from_float(row.data(), out.data() + rb * r, cols);

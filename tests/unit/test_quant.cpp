@@ -66,6 +66,15 @@ std::vector<size_t> scale_offsets(Type t) {
       return {0, 2};
     case Type::Q6_K:
       return {offsetof(q::BlockQ6_K, d)};
+    case Type::IQ2_XXS:
+    case Type::IQ2_XS:
+    case Type::IQ2_S:
+    case Type::IQ3_XXS:
+    case Type::IQ3_S:
+    case Type::IQ1_S:
+    case Type::IQ4_NL:
+    case Type::IQ4_XS:
+      return {0};  // d leads the block (IQ1_M keeps its scale in nibbles: random_blocks)
     default:
       return {};
   }
@@ -81,6 +90,14 @@ std::vector<uint8_t> random_blocks(Type t, int64_t n, std::mt19937& rng) {
     for (size_t off : scale_offsets(t)) {
       const uint16_t h = q::fp32_to_fp16((rng() & 1) ? mag(rng) : -mag(rng));
       std::memcpy(buf.data() + blk * tr.type_size + off, &h, 2);
+    }
+    if (t == Type::IQ1_M) {  // fp16 d in the top nibbles of the four scale words
+      auto* b = reinterpret_cast<q::BlockIQ1_M*>(buf.data() + blk * tr.type_size);
+      const uint16_t h = q::fp32_to_fp16(mag(rng));
+      for (int k = 0; k < 4; ++k) {
+        const uint16_t w = static_cast<uint16_t>((q::le_u16(b->scales + 2 * k) & 0x0FFF) | (((h >> (4 * k)) & 0xF) << 12));
+        b->scales[2 * k] = static_cast<uint8_t>(w), b->scales[2 * k + 1] = static_cast<uint8_t>(w >> 8);
+      }
     }
   }
   return buf;
@@ -124,6 +141,9 @@ const Dist kAllDists[] = {Dist::kGauss,    Dist::kSmall, Dist::kPositive,
 
 const Type kFixtureTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0, Type::Q4_1, Type::Q5_0, Type::Q5_1,
                               Type::Q8_0, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K};
+// Reference dot products only (no quantizer, no SIMD kernel yet).
+const Type kIQuantTypes[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S,
+                             Type::IQ1_S,   Type::IQ1_M,  Type::IQ4_NL, Type::IQ4_XS};
 const Type kDotTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0, Type::Q4_1, Type::Q5_0, Type::Q5_1,
                           Type::Q8_0, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K};
 
@@ -166,7 +186,8 @@ TEST(QuantTraits, KernelsPresentForSupportedTypes) {
   EXPECT_EQ(q::traits(Type::Q5_1).vec_dot_type, Type::Q8_1);
   EXPECT_EQ(q::traits(Type::Q6_K).vec_dot_type, Type::Q8_K);
   EXPECT_EQ(q::traits(Type::F16).vec_dot_type, Type::F32);
-  EXPECT_EQ(q::traits(Type::IQ2_XXS).to_float, nullptr);
+  for (Type t : kIQuantTypes) EXPECT_NE(q::traits(t).vec_dot, nullptr) << q::type_name(t);
+  EXPECT_EQ(q::traits(Type::Q8_K).vec_dot, nullptr);  // an activation format
 }
 
 TEST(QuantTraits, NamesAndLookup) {
@@ -400,7 +421,9 @@ TEST(QuantReference, RoundTripEdgeCases) {
 // dot product of the dequantized rows.
 TEST(QuantReference, DotMatchesDequantizedDot) {
   std::mt19937 rng(3);
-  for (Type t : kDotTypes) {
+  std::vector<Type> types(std::begin(kDotTypes), std::end(kDotTypes));
+  types.insert(types.end(), std::begin(kIQuantTypes), std::end(kIQuantTypes));
+  for (Type t : types) {
     const q::TypeTraits& tr = q::traits(t);
     const q::TypeTraits& at = q::traits(tr.vec_dot_type);
     for (int rep = 0; rep < 4; ++rep) {
@@ -442,7 +465,8 @@ TEST(QuantSimd, DispatchFallsBackToReference) {
     EXPECT_NE(tandem::cpu::best_vec_dot(t), nullptr) << q::type_name(t);
     EXPECT_EQ(tandem::cpu::vec_dot_type(t), q::traits(t).vec_dot_type);
   }
-  EXPECT_EQ(tandem::cpu::best_vec_dot(Type::IQ2_XXS), nullptr);
+  EXPECT_EQ(tandem::cpu::best_vec_dot(Type::IQ2_XXS), q::traits(Type::IQ2_XXS).vec_dot);  // no SIMD kernel yet
+  EXPECT_EQ(tandem::cpu::best_vec_dot(Type::Q8_K), nullptr);
   if (!tandem::cpu::cpu_has_avx2()) {
     EXPECT_EQ(tandem::cpu::best_vec_dot(Type::Q4_K), q::traits(Type::Q4_K).vec_dot);
   }
