@@ -1,6 +1,5 @@
 #include "cpu_worker/repack_x4.h"
 
-#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -38,11 +37,7 @@ void pack(const uint8_t* data, size_t row_bytes, int64_t nb, int64_t g, Block4* 
 }  // namespace
 
 bool x4_enabled(q::Type type, int64_t rows, int64_t cols) {
-  static const bool on = [] {
-    const char* v = std::getenv("TANDEM_REPACK");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return on && x4_block_bytes(type) != 0 && cpu_has_avx2() && rows % 4 == 0 && cols % 32 == 0;
+  return repack_enabled() && x4_block_bytes(type) != 0 && cpu_has_avx2() && rows % 4 == 0 && cols % 32 == 0;
 }
 
 size_t x4_group_bytes(q::Type type, int64_t cols) { return static_cast<size_t>(cols / 32) * x4_block_bytes(type); }

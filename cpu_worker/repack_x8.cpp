@@ -1,6 +1,5 @@
 #include "cpu_worker/repack_x8.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -65,11 +64,7 @@ void pack_q3_K(BlockQ3Kx8& b, int r, const q::BlockQ3_K& x) {
 }  // namespace
 
 bool x8_enabled(q::Type type, int64_t rows, int64_t cols) {
-  static const bool on = [] {
-    const char* v = std::getenv("TANDEM_REPACK");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return on && has_x8_layout(type) && cpu_has_avx2() && rows % 8 == 0 && cols % q::QK_K == 0;
+  return repack_enabled() && has_x8_layout(type) && cpu_has_avx2() && rows % 8 == 0 && cols % q::QK_K == 0;
 }
 
 size_t x8_group_bytes(q::Type type, int64_t cols) {

@@ -303,6 +303,14 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool repack_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("TANDEM_REPACK");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
 Type vec_dot_type(Type weight_type) { return q::traits(weight_type).vec_dot_type; }
 
 VecDotFn avx2_vec_dot(Type t) {

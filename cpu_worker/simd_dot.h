@@ -27,6 +27,11 @@ using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
 // variable TANDEM_NO_SIMD=1 before the first call forces the scalar paths.
 bool cpu_has_avx2();
 
+// Weights may be copied into the kernels' interleaved layouts at load
+// (repack_x4 / repack_x8); TANDEM_REPACK=0 in the environment, read once,
+// keeps every matrix in the file layout.
+bool repack_enabled();
+
 // Activation format the dot product of `weight_type` expects: Q8_0 / Q8_1 /
 // Q8_K for the quants, F32 for F32 / F16 / BF16 weights.
 quant::Type vec_dot_type(quant::Type weight_type);

@@ -142,9 +142,13 @@ int run(const Options& o) {
     const plan::MemoryPlan mp = plan::plan_memory(req);
     n_gpu = mp.n_gpu_layers;
     head_gpu = mp.head_on_gpu;
-    std::printf("tandem-coordinator: plan for %s of VRAM%s: %d of %d layers%s on the GPU (%s of %s)\n",
-                plan::format_gib(req.vram).c_str(), o.vram.empty() ? " (nvidia-smi)" : "", n_gpu, cfg.n_layer,
-                head_gpu ? " + head" : "", plan::format_gib(mp.gpu.total()).c_str(), plan::format_gib(req.vram).c_str());
+    if (req.vram == 0)
+      std::printf("tandem-coordinator: plan: %s: every layer and the head on the CPU worker\n",
+                  o.vram.empty() ? "no NVIDIA GPU found (nvidia-smi); give --vram to plan for a card" : "--vram 0");
+    else
+      std::printf("tandem-coordinator: plan for %s of VRAM%s: %d of %d layers%s on the GPU (%s of %s)\n",
+                  plan::format_gib(req.vram).c_str(), o.vram.empty() ? " (nvidia-smi)" : "", n_gpu, cfg.n_layer,
+                  head_gpu ? " + head" : "", plan::format_gib(mp.gpu.total()).c_str(), plan::format_gib(req.vram).c_str());
   } else {
     n_gpu = parse_gpu_layers(o, cfg.n_layer);
   }
