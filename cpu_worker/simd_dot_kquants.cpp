@@ -1,4 +1,5 @@
-// AVX2 dot products of K-quant weight rows (Q2_K..Q6_K) with Q8_K
+// AVX2 dot products of K-quant weight rows (Q2_K..Q6_K), and of the
+// i-quants whose decoders live in simd_iquant_decoders.h, with Q8_K
 // activation rows: decode kernels over 1 or 4 weight rows and one token, and
 // a prefill kernel over 4 tokens whose activations are interleaved 8 bytes at
 // a time (Q8Kx4), so one broadcast weight group meets four tokens and the
@@ -19,6 +20,7 @@
 #include <cstring>
 
 #include "core/quant_blocks.h"
+#include "core/quant_iq_tables.h"
 #include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
 
@@ -299,6 +301,16 @@ struct Q2K {
   static constexpr bool kScalePer32 = false;
 };
 
+#include "cpu_worker/simd_iquant_decoders.h"
+
+// Decoders whose quants can exceed 31: the prefill kernel must not add the
+// int16 pair sums of several groups before widening them.
+template <typename P>
+constexpr bool wide_quants() {
+  if constexpr (requires { P::kWideQuants; }) return P::kWideQuants;
+  return false;
+}
+
 // ---- the kernels -----------------------------------------------------------------
 
 // Decode: out[r] = row r of w (rows `stride` bytes apart) · activation row y.
@@ -348,7 +360,12 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
 #pragma GCC unroll 8
       for (int c = 0; c < 8; ++c) {
         const uint8_t* yc = reinterpret_cast<const uint8_t*>(yb.qs) + 128 * c;  // groups 4c .. 4c+3
-        if constexpr (P::kScalePer32) {
+        if constexpr (wide_quants<P>()) {
+          // Each group's int16 pairs widened on their own (quants up to 127).
+          for (int g = 0; g < 4; ++g)
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(blk.group_dot(c, g, load32(yc + 32 * g)),
+                                                            blk.scale16(P::kScalePer32 ? c : 2 * c + g / 2)));
+        } else if constexpr (P::kScalePer32) {
           // q ≤ 31: four groups' int16 pair sums stay below 2^15.
           __m256i s16 = blk.group_dot(c, 0, load32(yc));
           for (int g = 1; g < 4; ++g) s16 = _mm256_add_epi16(s16, blk.group_dot(c, g, load32(yc + 32 * g)));
@@ -423,6 +440,12 @@ auto pick(Type t) -> decltype(K::template fn<Q4K>) {
     case Type::Q4_K: return K::template fn<Q4K>;
     case Type::Q5_K: return K::template fn<Q5K>;
     case Type::Q6_K: return K::template fn<Q6K>;
+    case Type::IQ2_XXS: return K::template fn<IQ2XXS>;
+    case Type::IQ2_XS: return K::template fn<IQ2XS>;
+    case Type::IQ2_S: return K::template fn<IQ2S>;
+    case Type::IQ3_XXS: return K::template fn<IQ3XXS>;
+    case Type::IQ3_S: return K::template fn<IQ3S>;
+    case Type::IQ4_XS: return K::template fn<IQ4XS>;
     default: return nullptr;
   }
 }

@@ -1,0 +1,195 @@
+// AVX2 block decoders for the i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS,
+// IQ3_S and IQ4_XS, in the decoder shape of simd_dot_kquants.cpp (quants,
+// dot, group_dot, scale16, d), so the same 1-row, 4-row and 4-token kernels
+// run them. Included by simd_dot_kquants.cpp inside its anonymous namespace:
+// it uses that file's helpers (load32, pair_scales, bcast_scale16, kMasks).
+//
+// Grid formats store magnitudes and a sign bit per value: quants() returns
+// the unsigned magnitudes and the signs go onto the activations
+// (_mm256_sign_epi8), which is safe because Q8_K values lie in -127..127.
+// IQ4_XS stores signed levels: maddubs(|q|, sign(y, q)). Products of pairs
+// stay below 2^15 (magnitudes ≤ 127), but four groups of them may not, so
+// these decoders set kWideQuants and the prefill kernel widens each group.
+// The fixed factors of ggml's formulas (0.125 for IQ2, 0.25 for IQ3_XXS) are
+// powers of two folded into d(), which is exact.
+// The including file includes core/quant_iq_tables.h at namespace scope.
+#pragma once
+
+// 8 sign bits → 8 bytes of +1 / -1 (as int8), one byte per value.
+TANDEM_AVX2 inline __m256i sign_bytes4(uint8_t s0, uint8_t s1, uint8_t s2, uint8_t s3) {
+  constexpr uint64_t kRep = 0x0101010101010101ull;
+  const __m256i rep = _mm256_set_epi64x(static_cast<int64_t>(s3 * kRep), static_cast<int64_t>(s2 * kRep),
+                                        static_cast<int64_t>(s1 * kRep), static_cast<int64_t>(s0 * kRep));
+  const __m256i bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(rep, bits), bits);  // 0xFF where the value is negative
+  return _mm256_or_si256(neg, _mm256_set1_epi8(1));
+}
+TANDEM_AVX2 inline __m256i sign_bytes1(uint8_t s) { return sign_bytes4(s, s, s, s); }
+
+TANDEM_AVX2 inline __m256i rows4(uint64_t r0, uint64_t r1, uint64_t r2, uint64_t r3) {
+  return _mm256_set_epi64x(static_cast<int64_t>(r3), static_cast<int64_t>(r2), static_cast<int64_t>(r1),
+                           static_cast<int64_t>(r0));
+}
+
+// Σ magnitude · (±y) in int32 lanes, times an int16 scale vector.
+TANDEM_AVX2 inline __m256i signed_dot(__m256i mag, __m256i signs, __m256i y, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(mag, _mm256_sign_epi8(y, signs)), scale16);
+}
+
+// 16 int8 scales 2s+1 from eight bytes of two 4-bit s each (IQ2_XS, IQ2_S):
+// scale 2g is the low nibble of byte g, 2g+1 the high one.
+TANDEM_AVX2 inline __m128i odd_scales16(const uint8_t* scales) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales));
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+  const __m128i s = _mm_unpacklo_epi8(lo, hi);
+  return _mm_add_epi8(_mm_add_epi8(s, s), _mm_set1_epi8(1));
+}
+
+struct IQ2XXS {
+  using Block = q::BlockIQ2_XXS;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  const Block& x;
+  TANDEM_AVX2 explicit IQ2XXS(const Block& b) : x(b) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 uint32_t idx(int c) const { return q::u16_pair(x.qs + 4 * c); }      // 4 grid indices
+  TANDEM_AVX2 uint32_t aux(int c) const { return q::u16_pair(x.qs + 4 * c + 2); }  // 4 × 7 sign bits, scale on top
+  TANDEM_AVX2 uint8_t signs(int c, int l) const { return q::ksigns_iq2xs[(aux(c) >> (7 * l)) & 127]; }
+  TANDEM_AVX2 __m256i quants(int c) const {
+    const uint32_t i = idx(c);
+    return rows4(q::iq2xxs_grid[i & 255], q::iq2xxs_grid[(i >> 8) & 255], q::iq2xxs_grid[(i >> 16) & 255],
+                 q::iq2xxs_grid[i >> 24]);
+  }
+  TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(2 * (aux(c) >> 28) + 1)); }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, scale16(c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i mag = _mm256_set1_epi64x(static_cast<int64_t>(q::iq2xxs_grid[(idx(c) >> (8 * g)) & 255]));
+    return _mm256_maddubs_epi16(mag, _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+  }
+};
+
+struct IQ2XS {
+  using Block = q::BlockIQ2_XS;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true;
+  const Block& x;
+  __m128i sc8;  // 16 int8 scales 2s+1, one per 16 values
+  TANDEM_AVX2 explicit IQ2XS(const Block& b) : x(b), sc8(odd_scales16(b.scales)) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 uint64_t row(int c, int l) const { return q::iq2xs_grid[x.qs[4 * c + l] & 511]; }
+  TANDEM_AVX2 uint8_t signs(int c, int l) const { return q::ksigns_iq2xs[x.qs[4 * c + l] >> 9]; }
+  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, pair_scales(sc8, c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
+                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
+};
+
+struct IQ2S {
+  using Block = q::BlockIQ2_S;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true;
+  const Block& x;
+  __m128i sc8;
+  TANDEM_AVX2 explicit IQ2S(const Block& b) : x(b), sc8(odd_scales16(b.scales)) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 uint64_t row(int c, int l) const {
+    return q::iq2s_grid[x.qs[4 * c + l] | ((x.qh[c] << (8 - 2 * l)) & 0x300)];
+  }
+  TANDEM_AVX2 uint8_t signs(int c, int l) const { return x.qs[q::QK_K / 8 + 4 * c + l]; }
+  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, pair_scales(sc8, c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
+                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
+};
+
+struct IQ3XXS {
+  using Block = q::BlockIQ3_XXS;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  const Block& x;
+  TANDEM_AVX2 explicit IQ3XXS(const Block& b) : x(b) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d) * 0.25f; }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 uint32_t aux(int c) const { return q::le_u32(x.qs + q::QK_K / 4 + 4 * c); }
+  TANDEM_AVX2 uint64_t row(int c, int l) const {  // two 4-value grid rows side by side
+    const uint8_t* qs = x.qs + 8 * c + 2 * l;
+    return q::iq3xxs_grid[qs[0]] | static_cast<uint64_t>(q::iq3xxs_grid[qs[1]]) << 32;
+  }
+  TANDEM_AVX2 uint8_t signs(int c, int l) const { return q::ksigns_iq2xs[(aux(c) >> (7 * l)) & 127]; }
+  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
+  TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(2 * (aux(c) >> 28) + 1)); }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, scale16(c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
+                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+  }
+};
+
+struct IQ3S {
+  using Block = q::BlockIQ3_S;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  const Block& x;
+  TANDEM_AVX2 explicit IQ3S(const Block& b) : x(b) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d); }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 uint64_t row(int c, int l) const {
+    const uint8_t* qs = x.qs + 8 * c + 2 * l;
+    const int qh = x.qh[c];
+    return q::iq3s_grid[qs[0] | ((qh << (8 - 2 * l)) & 256)] |
+           static_cast<uint64_t>(q::iq3s_grid[qs[1] | ((qh << (7 - 2 * l)) & 256)]) << 32;
+  }
+  TANDEM_AVX2 uint8_t signs(int c, int l) const { return x.signs[4 * c + l]; }
+  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
+  TANDEM_AVX2 __m256i scale16(int c) const {
+    return _mm256_set1_epi16(static_cast<int16_t>(2 * ((x.scales[c / 2] >> (4 * (c % 2))) & 0xF) + 1));
+  }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, scale16(c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
+                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+  }
+};
+
+struct IQ4XS {
+  using Block = q::BlockIQ4_XS;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  const Block& x;
+  TANDEM_AVX2 explicit IQ4XS(const Block& b) : x(b) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d); }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  // Nibbles → IQ4_NL's 16 signed levels.
+  TANDEM_AVX2 static __m256i levels(__m256i nibbles) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q::kvalues_iq4nl));
+    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles);
+  }
+  TANDEM_AVX2 __m256i quants(int c) const {  // values 0..15: low nibbles, 16..31: high nibbles of qs[16c ..]
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.qs + 16 * c));
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return levels(_mm256_and_si256(v, _mm256_set1_epi8(0x0F)));
+  }
+  TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(q::iq4_xs_scale(x, c) - 32)); }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(qv), _mm256_sign_epi8(y, qv)), scale16(c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i b = bcast8(x.qs + 16 * c + 8 * (g % 2));
+    const __m256i v = levels(_mm256_and_si256(g >= 2 ? _mm256_srli_epi16(b, 4) : b, _mm256_set1_epi8(0x0F)));
+    return _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(y4, v));
+  }
+};
