@@ -311,6 +311,13 @@ constexpr bool wide_quants() {
   return false;
 }
 
+// Blocks to prefetch ahead: four K-quant super-blocks (576-840 bytes); the
+// i-quants' blocks are a half or less of that, so they look ~1 KiB ahead.
+template <typename P>
+constexpr int64_t prefetch_blocks() {
+  return wide_quants<P>() ? static_cast<int64_t>(1024 / sizeof(typename P::Block)) : 4;
+}
+
 // ---- the kernels -----------------------------------------------------------------
 
 // Decode: out[r] = row r of w (rows `stride` bytes apart) · activation row y.
@@ -323,7 +330,7 @@ TANDEM_AVX2 inline void kq_dot(int64_t n, const uint8_t* w, size_t stride, const
   for (int64_t i = 0; i < nb; ++i) {
     for (int r = 0; r < R; ++r) {
       const Block* row = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
-      prefetch_span(row + i + 4, sizeof(Block));
+      prefetch_span(row + i + prefetch_blocks<P>(), sizeof(Block));
       const P blk(row[i]);
       __m256i isum = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -353,7 +360,7 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
     const auto* x = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
     __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();  // lane t: token t
     for (int64_t i = 0; i < nb; ++i) {
-      prefetch_span(x + i + 4, sizeof(Block));
+      prefetch_span(x + i + prefetch_blocks<P>(), sizeof(Block));
       const P blk(x[i]);
       const BlockQ8Kx4& yb = y[i];
       __m256i isum = _mm256_setzero_si256();  // int32 lanes 2t, 2t+1: token t

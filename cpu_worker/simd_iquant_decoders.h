@@ -15,21 +15,31 @@
 // The including file includes core/quant_iq_tables.h at namespace scope.
 #pragma once
 
-// 8 sign bits → 8 bytes of +1 / -1 (as int8), one byte per value.
-TANDEM_AVX2 inline __m256i sign_bytes4(uint8_t s0, uint8_t s1, uint8_t s2, uint8_t s3) {
-  constexpr uint64_t kRep = 0x0101010101010101ull;
-  const __m256i rep = _mm256_set_epi64x(static_cast<int64_t>(s3 * kRep), static_cast<int64_t>(s2 * kRep),
-                                        static_cast<int64_t>(s1 * kRep), static_cast<int64_t>(s0 * kRep));
-  const __m256i bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(rep, bits), bits);  // 0xFF where the value is negative
-  return _mm256_or_si256(neg, _mm256_set1_epi8(1));
-}
-TANDEM_AVX2 inline __m256i sign_bytes1(uint8_t s) { return sign_bytes4(s, s, s, s); }
-
 TANDEM_AVX2 inline __m256i rows4(uint64_t r0, uint64_t r1, uint64_t r2, uint64_t r3) {
   return _mm256_set_epi64x(static_cast<int64_t>(r3), static_cast<int64_t>(r2), static_cast<int64_t>(r1),
                            static_cast<int64_t>(r0));
 }
+
+// Sign byte b (bit j set: value j negative) → 8 bytes of +1 / -1 (0x01 /
+// 0xFF) for _mm256_sign_epi8: one load instead of expanding bits.
+struct SignBytes {
+  uint64_t v[256];
+  constexpr SignBytes() : v{} {
+    for (int b = 0; b < 256; ++b)
+      for (int j = 0; j < 8; ++j) v[b] |= static_cast<uint64_t>((b >> j) & 1 ? 0xFF : 0x01) << (8 * j);
+  }
+};
+inline constexpr SignBytes kSignBytes;
+
+// The same keyed by a 7-bit ksigns index (IQ2_XXS, IQ2_XS, IQ3_XXS): one
+// lookup instead of ksigns_iq2xs then kSignBytes.
+struct KsignBytes {
+  uint64_t v[128];
+  constexpr KsignBytes() : v{} {
+    for (int i = 0; i < 128; ++i) v[i] = SignBytes().v[q::ksigns_iq2xs[i]];
+  }
+};
+inline constexpr KsignBytes kKsignBytes;
 
 // Σ magnitude · (±y) in int32 lanes, times an int16 scale vector.
 TANDEM_AVX2 inline __m256i signed_dot(__m256i mag, __m256i signs, __m256i y, __m256i scale16) {
@@ -55,7 +65,7 @@ struct IQ2XXS {
   TANDEM_AVX2 float dmin() const { return 0.0f; }
   TANDEM_AVX2 uint32_t idx(int c) const { return q::u16_pair(x.qs + 4 * c); }      // 4 grid indices
   TANDEM_AVX2 uint32_t aux(int c) const { return q::u16_pair(x.qs + 4 * c + 2); }  // 4 × 7 sign bits, scale on top
-  TANDEM_AVX2 uint8_t signs(int c, int l) const { return q::ksigns_iq2xs[(aux(c) >> (7 * l)) & 127]; }
+  TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kKsignBytes.v[(aux(c) >> (7 * l)) & 127]; }
   TANDEM_AVX2 __m256i quants(int c) const {
     const uint32_t i = idx(c);
     return rows4(q::iq2xxs_grid[i & 255], q::iq2xxs_grid[(i >> 8) & 255], q::iq2xxs_grid[(i >> 16) & 255],
@@ -63,11 +73,11 @@ struct IQ2XXS {
   }
   TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(2 * (aux(c) >> 28) + 1)); }
   TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, scale16(c));
+    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, scale16(c));
   }
   TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
     const __m256i mag = _mm256_set1_epi64x(static_cast<int64_t>(q::iq2xxs_grid[(idx(c) >> (8 * g)) & 255]));
-    return _mm256_maddubs_epi16(mag, _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+    return _mm256_maddubs_epi16(mag, _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
   }
 };
 
@@ -80,14 +90,14 @@ struct IQ2XS {
   TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
   TANDEM_AVX2 float dmin() const { return 0.0f; }
   TANDEM_AVX2 uint64_t row(int c, int l) const { return q::iq2xs_grid[x.qs[4 * c + l] & 511]; }
-  TANDEM_AVX2 uint8_t signs(int c, int l) const { return q::ksigns_iq2xs[x.qs[4 * c + l] >> 9]; }
+  TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kKsignBytes.v[x.qs[4 * c + l] >> 9]; }
   TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
   TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, pair_scales(sc8, c));
+    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, pair_scales(sc8, c));
   }
   TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
     return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
   }
   TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
 };
@@ -103,14 +113,14 @@ struct IQ2S {
   TANDEM_AVX2 uint64_t row(int c, int l) const {
     return q::iq2s_grid[x.qs[4 * c + l] | ((x.qh[c] << (8 - 2 * l)) & 0x300)];
   }
-  TANDEM_AVX2 uint8_t signs(int c, int l) const { return x.qs[q::QK_K / 8 + 4 * c + l]; }
+  TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kSignBytes.v[x.qs[q::QK_K / 8 + 4 * c + l]]; }
   TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
   TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, pair_scales(sc8, c));
+    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, pair_scales(sc8, c));
   }
   TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
     return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
   }
   TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
 };
@@ -127,15 +137,15 @@ struct IQ3XXS {
     const uint8_t* qs = x.qs + 8 * c + 2 * l;
     return q::iq3xxs_grid[qs[0]] | static_cast<uint64_t>(q::iq3xxs_grid[qs[1]]) << 32;
   }
-  TANDEM_AVX2 uint8_t signs(int c, int l) const { return q::ksigns_iq2xs[(aux(c) >> (7 * l)) & 127]; }
+  TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kKsignBytes.v[(aux(c) >> (7 * l)) & 127]; }
   TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
   TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(2 * (aux(c) >> 28) + 1)); }
   TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, scale16(c));
+    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, scale16(c));
   }
   TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
     return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
   }
 };
 
@@ -152,17 +162,17 @@ struct IQ3S {
     return q::iq3s_grid[qs[0] | ((qh << (8 - 2 * l)) & 256)] |
            static_cast<uint64_t>(q::iq3s_grid[qs[1] | ((qh << (7 - 2 * l)) & 256)]) << 32;
   }
-  TANDEM_AVX2 uint8_t signs(int c, int l) const { return x.signs[4 * c + l]; }
+  TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kSignBytes.v[x.signs[4 * c + l]]; }
   TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
   TANDEM_AVX2 __m256i scale16(int c) const {
     return _mm256_set1_epi16(static_cast<int16_t>(2 * ((x.scales[c / 2] >> (4 * (c % 2))) & 0xF) + 1));
   }
   TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, sign_bytes4(signs(c, 0), signs(c, 1), signs(c, 2), signs(c, 3)), y, scale16(c));
+    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, scale16(c));
   }
   TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
     return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, sign_bytes1(signs(c, g))));
+                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
   }
 };
 
