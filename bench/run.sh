@@ -34,6 +34,17 @@ for mix in Q4_K_M Q3_K_M; do
   python3 "$here/bench_e2e.py" --tandem "$build/tandem" --model "$f" --prompt-chars 64 --n-gen 16 --repeat 3 \
     --out "bench_e2e_70b_$mix.json"
 done
+for t in IQ2_XXS IQ2_S IQ3_XXS; do
+  f="$synth_dir/llama-3-70b-2L-$t.gguf"
+  if [ ! -f "$f" ]; then
+    echo "making $f (two Llama-3-70B layers, every matrix $t: random valid blocks)"
+    "$build/tandem" synth -o "$f" --preset llama-3-70b --layers 2 --type "$t" --vocab 32000 >/dev/null
+  fi
+  echo
+  echo "== end to end: two Llama-3-70B layers, all $t (64-token prompt, 16 decoded) =="
+  python3 "$here/bench_e2e.py" --tandem "$build/tandem" --model "$f" --prompt-chars 64 --n-gen 16 --repeat 3 \
+    --out "bench_e2e_70b_$t.json"
+done
 echo
 echo "== shared-memory hop =="
 "$build/tandem_bench_shm_hop" 20000 8192
