@@ -56,7 +56,26 @@ TANDEM_AVX2 inline __m128i odd_scales16(const uint8_t* scales) {
   return _mm_add_epi8(_mm_add_epi8(s, s), _mm_set1_epi8(1));
 }
 
-struct IQ2XXS {
+// The grid formats' shared decoder half: a derived decoder gives row(c, l)
+// (8 magnitudes of group l of chunk c), sign8(c, l) (their sign bytes) and
+// chunk_scale(c) (int16 lanes for the chunk's maddubs pairs).
+template <typename D>
+struct GridDecoder {
+  TANDEM_AVX2 const D& self() const { return static_cast<const D&>(*this); }
+  TANDEM_AVX2 __m256i quants(int c) const {
+    return rows4(self().row(c, 0), self().row(c, 1), self().row(c, 2), self().row(c, 3));
+  }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    const D& d = self();
+    return signed_dot(qv, rows4(d.sign8(c, 0), d.sign8(c, 1), d.sign8(c, 2), d.sign8(c, 3)), y, d.chunk_scale(c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(self().row(c, g))),
+                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(self().sign8(c, g)))));
+  }
+};
+
+struct IQ2XXS : GridDecoder<IQ2XXS> {
   using Block = q::BlockIQ2_XXS;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
   const Block& x;
@@ -66,22 +85,12 @@ struct IQ2XXS {
   TANDEM_AVX2 uint32_t idx(int c) const { return q::u16_pair(x.qs + 4 * c); }      // 4 grid indices
   TANDEM_AVX2 uint32_t aux(int c) const { return q::u16_pair(x.qs + 4 * c + 2); }  // 4 × 7 sign bits, scale on top
   TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kKsignBytes.v[(aux(c) >> (7 * l)) & 127]; }
-  TANDEM_AVX2 __m256i quants(int c) const {
-    const uint32_t i = idx(c);
-    return rows4(q::iq2xxs_grid[i & 255], q::iq2xxs_grid[(i >> 8) & 255], q::iq2xxs_grid[(i >> 16) & 255],
-                 q::iq2xxs_grid[i >> 24]);
-  }
+  TANDEM_AVX2 uint64_t row(int c, int l) const { return q::iq2xxs_grid[(idx(c) >> (8 * l)) & 255]; }
   TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(2 * (aux(c) >> 28) + 1)); }
-  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, scale16(c));
-  }
-  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
-    const __m256i mag = _mm256_set1_epi64x(static_cast<int64_t>(q::iq2xxs_grid[(idx(c) >> (8 * g)) & 255]));
-    return _mm256_maddubs_epi16(mag, _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
-  }
+  TANDEM_AVX2 __m256i chunk_scale(int c) const { return scale16(c); }
 };
 
-struct IQ2XS {
+struct IQ2XS : GridDecoder<IQ2XS> {
   using Block = q::BlockIQ2_XS;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true;
   const Block& x;
@@ -91,18 +100,11 @@ struct IQ2XS {
   TANDEM_AVX2 float dmin() const { return 0.0f; }
   TANDEM_AVX2 uint64_t row(int c, int l) const { return q::iq2xs_grid[x.qs[4 * c + l] & 511]; }
   TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kKsignBytes.v[x.qs[4 * c + l] >> 9]; }
-  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
-  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, pair_scales(sc8, c));
-  }
-  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
-    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
-  }
+  TANDEM_AVX2 __m256i chunk_scale(int c) const { return pair_scales(sc8, c); }
   TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
 };
 
-struct IQ2S {
+struct IQ2S : GridDecoder<IQ2S> {
   using Block = q::BlockIQ2_S;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true;
   const Block& x;
@@ -114,18 +116,11 @@ struct IQ2S {
     return q::iq2s_grid[x.qs[4 * c + l] | ((x.qh[c] << (8 - 2 * l)) & 0x300)];
   }
   TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kSignBytes.v[x.qs[q::QK_K / 8 + 4 * c + l]]; }
-  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
-  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, pair_scales(sc8, c));
-  }
-  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
-    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
-  }
+  TANDEM_AVX2 __m256i chunk_scale(int c) const { return pair_scales(sc8, c); }
   TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
 };
 
-struct IQ3XXS {
+struct IQ3XXS : GridDecoder<IQ3XXS> {
   using Block = q::BlockIQ3_XXS;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
   const Block& x;
@@ -138,18 +133,11 @@ struct IQ3XXS {
     return q::iq3xxs_grid[qs[0]] | static_cast<uint64_t>(q::iq3xxs_grid[qs[1]]) << 32;
   }
   TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kKsignBytes.v[(aux(c) >> (7 * l)) & 127]; }
-  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
   TANDEM_AVX2 __m256i scale16(int c) const { return _mm256_set1_epi16(static_cast<int16_t>(2 * (aux(c) >> 28) + 1)); }
-  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, scale16(c));
-  }
-  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
-    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
-  }
+  TANDEM_AVX2 __m256i chunk_scale(int c) const { return scale16(c); }
 };
 
-struct IQ3S {
+struct IQ3S : GridDecoder<IQ3S> {
   using Block = q::BlockIQ3_S;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
   const Block& x;
@@ -163,17 +151,10 @@ struct IQ3S {
            static_cast<uint64_t>(q::iq3s_grid[qs[1] | ((qh << (7 - 2 * l)) & 256)]) << 32;
   }
   TANDEM_AVX2 uint64_t sign8(int c, int l) const { return kSignBytes.v[x.signs[4 * c + l]]; }
-  TANDEM_AVX2 __m256i quants(int c) const { return rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)); }
   TANDEM_AVX2 __m256i scale16(int c) const {
     return _mm256_set1_epi16(static_cast<int16_t>(2 * ((x.scales[c / 2] >> (4 * (c % 2))) & 0xF) + 1));
   }
-  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
-    return signed_dot(qv, rows4(sign8(c, 0), sign8(c, 1), sign8(c, 2), sign8(c, 3)), y, scale16(c));
-  }
-  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
-    return _mm256_maddubs_epi16(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
-                                _mm256_sign_epi8(y4, _mm256_set1_epi64x(static_cast<int64_t>(sign8(c, g)))));
-  }
+  TANDEM_AVX2 __m256i chunk_scale(int c) const { return scale16(c); }
 };
 
 struct IQ4XS {

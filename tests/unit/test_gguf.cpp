@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/gguf_file.h"
 #include "core/gguf_writer.h"
+#include "tests/unit/gguf_value_equal.h"
 #include "tests/unit/test_support.h"
 
 namespace {
@@ -38,27 +39,6 @@ Value A(ValueType et, std::vector<Value> items) {
   a.elem_type = et;
   a.items = std::move(items);
   return Value{ValueType::ARRAY, std::move(a)};
-}
-
-// Deep equality; floats compare exactly (they must survive bit for bit).
-bool same(const Value& a, const Value& b) {
-  if (a.type != b.type || a.data.index() != b.data.index()) return false;
-  if (const Array* x = a.as_array()) {
-    const Array* y = b.as_array();
-    if (x->elem_type != y->elem_type || x->items.size() != y->items.size()) return false;
-    for (size_t i = 0; i < x->items.size(); ++i) {
-      if (!same(x->items[i], y->items[i])) return false;
-    }
-    return true;
-  }
-  if (const auto* d = std::get_if<double>(&a.data)) {
-    const double e = std::get<double>(b.data);
-    return std::memcmp(d, &e, sizeof e) == 0;
-  }
-  if (const auto* u = std::get_if<uint64_t>(&a.data)) return *u == std::get<uint64_t>(b.data);
-  if (const auto* i = std::get_if<int64_t>(&a.data)) return *i == std::get<int64_t>(b.data);
-  if (const auto* x = std::get_if<bool>(&a.data)) return *x == std::get<bool>(b.data);
-  return std::get<std::string>(a.data) == std::get<std::string>(b.data);
 }
 
 // A unique directory under the gtest temp dir, removed at the end.
@@ -231,7 +211,7 @@ TEST_P(GgufVersionTest, RoundTripEveryValueTypeAndTensors) {
   ASSERT_EQ(f->metadata().size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(f->metadata()[i].first, want[i].first) << "key order";
-    EXPECT_TRUE(same(f->metadata()[i].second, want[i].second)) << want[i].first;
+    EXPECT_TRUE(tandem::test::same_gguf_value(f->metadata()[i].second, want[i].second)) << want[i].first;
     ASSERT_NE(f->find(want[i].first), nullptr);
   }
   EXPECT_EQ(f->find("no.such.key"), nullptr);
@@ -358,7 +338,7 @@ TEST_F(GgufTest, WriterValidates) {
   EXPECT_NO_THROW(w.set("deep8", v));
   EXPECT_THROW(w.set("deep9", A(ValueType::ARRAY, {v})), Error);
   auto f = File::open(put(w.serialize()));
-  EXPECT_TRUE(same(*f->find("deep8"), v));
+  EXPECT_TRUE(tandem::test::same_gguf_value(*f->find("deep8"), v));
 
   const float four[4] = {1, 2, 3, 4};
   EXPECT_THROW(w.add_tensor("t", {4}, quant::Type::F32, four, 12), Error);       // wrong size

@@ -21,6 +21,7 @@
 #include "core/quant_types.h"
 #include "core/requantize.h"
 #include "core/synthetic_model.h"
+#include "tests/unit/gguf_value_equal.h"
 #include "tests/unit/test_support.h"
 
 namespace tandem::test {
@@ -34,27 +35,6 @@ using core::gguf::Value;
 using core::quant::Type;
 
 std::string name_of(Type t) { return std::string(core::quant::type_name(t)); }
-
-// Deep equality of metadata values; floats bit for bit (they are copied).
-bool same_value(const Value& a, const Value& b) {
-  if (a.type != b.type || a.data.index() != b.data.index()) return false;
-  if (const core::gguf::Array* x = a.as_array()) {
-    const core::gguf::Array* y = b.as_array();
-    if (x->elem_type != y->elem_type || x->items.size() != y->items.size()) return false;
-    for (size_t i = 0; i < x->items.size(); ++i) {
-      if (!same_value(x->items[i], y->items[i])) return false;
-    }
-    return true;
-  }
-  if (const auto* d = std::get_if<double>(&a.data)) {
-    const double e = std::get<double>(b.data);
-    return std::memcmp(d, &e, sizeof e) == 0;
-  }
-  if (const auto* u = std::get_if<uint64_t>(&a.data)) return *u == std::get<uint64_t>(b.data);
-  if (const auto* i = std::get_if<int64_t>(&a.data)) return *i == std::get<int64_t>(b.data);
-  if (const auto* x = std::get_if<bool>(&a.data)) return *x == std::get<bool>(b.data);
-  return *a.as_string() == *b.as_string();
-}
 
 // The whole tensor in f32: [n_elements], rows of shape[0] one after another.
 std::vector<float> dequantize(const TensorInfo& t) {
@@ -112,7 +92,7 @@ TEST_F(Requantize, TypeConvertsMatricesAndKeepsEverythingElse) {
     const auto& [k_out, v_out] = out->metadata()[i];
     EXPECT_EQ(k_in, k_out);
     if (k_in != "general.file_type") {
-      EXPECT_TRUE(same_value(v_in, v_out)) << k_in;
+      EXPECT_TRUE(same_gguf_value(v_in, v_out)) << k_in;
     }
   }
   EXPECT_EQ(out->get_int("general.file_type").value_or(-1), 7);  // LLAMA_FTYPE_MOSTLY_Q8_0
