@@ -11,7 +11,7 @@ MODEL_DIR   ?= $(HOME)/.cache/tandem/models
 MODEL       ?= $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 export TANDEM_MODEL_DIR := $(MODEL_DIR)
 
-.PHONY: all deps build model run test test-asan bench fuzz clean
+.PHONY: all deps build model fixtures run test test-asan bench fuzz clean
 
 all: build
 
@@ -25,6 +25,11 @@ build: deps
 model:
 	@bash scripts/fetch-model.sh >/dev/null
 
+# Files the tests compare with llama.cpp's, made from the default model into
+# the model cache once (SmolLM2 re-quantized to IQ4_NL and IQ4_XS).
+fixtures: build model
+	@bash scripts/make-fixtures.sh "$(BUILD)"
+
 # The whole service (coordinator + GPU worker + CPU worker), one chat request
 # through gRPC, then serving until Ctrl-C. TANDEM_ADDR / TANDEM_METRICS /
 # GPU_LAYERS override the defaults (127.0.0.1:50051, 127.0.0.1:9400, 10).
@@ -32,10 +37,10 @@ run: build model
 	@bash scripts/run-service.sh "$(BUILD)" "$(MODEL)" "$(PROMPT)"
 
 # Every test: the Release build, then the same suite under ASan + UBSan
-# (without the perplexity runs, which only repeat the forward pass the greedy
-# golden already covers, at 20x the tokens). TANDEM_REQUIRE_MODEL turns
+# (without the perplexity runs, which only repeat the forward passes the
+# greedy goldens already cover, at 20x the tokens). TANDEM_REQUIRE_MODEL turns
 # "model missing" from a skip into a failure.
-test: build model
+test: build model fixtures
 	@cd $(BUILD) && TANDEM_REQUIRE_MODEL=1 ctest -LE gpu --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory test-asan
 
@@ -43,7 +48,7 @@ test-asan: deps model
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_SANITIZE=ON -DTANDEM_CUDA=OFF -DTANDEM_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && TANDEM_REQUIRE_MODEL=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest -LE gpu -E 'ModelGolden.Perplexity' --output-on-failure -j $(JOBS)
+		ctest -LE gpu -E 'Perplexity' --output-on-failure -j $(JOBS)
 
 bench: build model
 	@bash bench/run.sh "$(BUILD)" "$(MODEL)"

@@ -30,8 +30,20 @@ void set_scale(Type t, uint8_t* block, uint16_t h) {
 }  // namespace
 
 bool random_rows_supported(Type t) {
-  const TypeTraits* tr = find_traits(static_cast<uint32_t>(t));
-  return tr && tr->quantized && tr->to_float && !tr->from_float && t != Type::Q8_K && t != Type::Q8_1;
+  switch (t) {
+    case Type::IQ2_XXS:
+    case Type::IQ2_XS:
+    case Type::IQ2_S:
+    case Type::IQ3_XXS:
+    case Type::IQ3_S:
+    case Type::IQ1_S:
+    case Type::IQ1_M:
+    case Type::IQ4_NL:
+    case Type::IQ4_XS:
+      return true;
+    default:
+      return false;
+  }
 }
 
 void random_valid_row(Type t, std::mt19937_64& rng, float rms, void* dst, int64_t n) {

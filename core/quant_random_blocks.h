@@ -11,7 +11,7 @@
 
 namespace tandem::core::quant {
 
-// True for the types random_valid_row makes (quantized, a dequantizer, no quantizer).
+// True for the types random_valid_row makes: the nine i-quants.
 bool random_rows_supported(Type t);
 
 // dst: row_bytes(t, n) bytes, n a multiple of the block size. Throws

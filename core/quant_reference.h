@@ -59,6 +59,8 @@ void from_float_q4_K(const float* src, void* dst, int64_t n);  // quantize_row_q
 void from_float_q5_K(const float* src, void* dst, int64_t n);  // quantize_row_q5_K_ref
 void from_float_q6_K(const float* src, void* dst, int64_t n);  // quantize_row_q6_K_ref
 void from_float_q8_K(const float* src, void* dst, int64_t n);  // quantize_row_q8_K_ref
+void from_float_iq4_nl(const float* src, void* dst, int64_t n);  // quantize_iq4_nl, no imatrix
+void from_float_iq4_xs(const float* src, void* dst, int64_t n);  // quantize_iq4_xs, no imatrix
 
 // ---- activation quantizers ------------------------------------------------------
 // What llama.cpp runs on x86 (ggml-cpu/arch/x86/quants.c, AVX/AVX2 path) to

@@ -60,19 +60,25 @@ Table build() {
   tb.add(Type::Q8_K,
          {"Q8_K", QK_K, sizeof(BlockQ8_K), true, ref::to_float_q8_K, ref::from_float_q8_K, nullptr, Type::Q8_K});
 
-  // I-quants: dequantization and reference dot products (no quantizer: a
-  // file holding them is served, inspected and re-quantized from, but
-  // Tandem does not make them). vec_dot_type is ggml's choice.
+  // I-quants: dequantization and reference dot products. Only IQ4_NL and
+  // IQ4_XS have a quantizer (the ones llama-quantize makes by a closed
+  // search, without an importance matrix); files of the others are served,
+  // inspected and re-quantized from, but Tandem does not make them.
+  // vec_dot_type is ggml's choice.
   const auto iq = [&](Type id, std::string_view name, int64_t bs, size_t ts, ToFloatFn to_float, VecDotFn dot,
-                      Type dot_type) { tb.add(id, {name, bs, ts, true, to_float, nullptr, dot, dot_type}); };
+                      Type dot_type, FromFloatFn from_float = nullptr) {
+    tb.add(id, {name, bs, ts, true, to_float, from_float, dot, dot_type});
+  };
   iq(Type::IQ2_XXS, "IQ2_XXS", QK_K, sizeof(BlockIQ2_XXS), ref::to_float_iq2_xxs, ref::vec_dot_iq2_xxs_q8_K, Type::Q8_K);
   iq(Type::IQ2_XS, "IQ2_XS", QK_K, sizeof(BlockIQ2_XS), ref::to_float_iq2_xs, ref::vec_dot_iq2_xs_q8_K, Type::Q8_K);
   iq(Type::IQ3_XXS, "IQ3_XXS", QK_K, sizeof(BlockIQ3_XXS), ref::to_float_iq3_xxs, ref::vec_dot_iq3_xxs_q8_K, Type::Q8_K);
   iq(Type::IQ1_S, "IQ1_S", QK_K, sizeof(BlockIQ1_S), ref::to_float_iq1_s, ref::vec_dot_iq1_s_q8_K, Type::Q8_K);
-  iq(Type::IQ4_NL, "IQ4_NL", QK4_NL, sizeof(BlockIQ4_NL), ref::to_float_iq4_nl, ref::vec_dot_iq4_nl_q8_0, Type::Q8_0);
+  iq(Type::IQ4_NL, "IQ4_NL", QK4_NL, sizeof(BlockIQ4_NL), ref::to_float_iq4_nl, ref::vec_dot_iq4_nl_q8_0, Type::Q8_0,
+     ref::from_float_iq4_nl);
   iq(Type::IQ3_S, "IQ3_S", QK_K, sizeof(BlockIQ3_S), ref::to_float_iq3_s, ref::vec_dot_iq3_s_q8_K, Type::Q8_K);
   iq(Type::IQ2_S, "IQ2_S", QK_K, sizeof(BlockIQ2_S), ref::to_float_iq2_s, ref::vec_dot_iq2_s_q8_K, Type::Q8_K);
-  iq(Type::IQ4_XS, "IQ4_XS", QK_K, sizeof(BlockIQ4_XS), ref::to_float_iq4_xs, ref::vec_dot_iq4_xs_q8_K, Type::Q8_K);
+  iq(Type::IQ4_XS, "IQ4_XS", QK_K, sizeof(BlockIQ4_XS), ref::to_float_iq4_xs, ref::vec_dot_iq4_xs_q8_K, Type::Q8_K,
+     ref::from_float_iq4_xs);
   iq(Type::IQ1_M, "IQ1_M", QK_K, sizeof(BlockIQ1_M), ref::to_float_iq1_m, ref::vec_dot_iq1_m_q8_K, Type::Q8_K);
 
   // Recognised for reading only (no arithmetic on them).

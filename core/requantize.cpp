@@ -55,26 +55,6 @@ std::optional<uint32_t> file_type_of(Type t) {
   return std::nullopt;
 }
 
-// The hyperparameters the mix rules read, from the file's metadata.
-MixModel mix_model_of(const gguf::File& f) {
-  const std::optional<std::string> arch = f.get_string("general.architecture");
-  if (!arch) throw Error(f.path() + ": no general.architecture, which a quantization mix needs");
-  auto need = [&](const std::string& key) {
-    const std::optional<int64_t> v = f.get_int(key);
-    if (!v) throw Error(f.path() + ": missing " + key + ", which a quantization mix needs");
-    if (*v < 0 || *v > INT32_MAX) throw Error(f.path() + ": " + key + " = " + std::to_string(*v) + " is out of range");
-    return static_cast<int32_t>(*v);
-  };
-  MixModel m;
-  m.n_layer = need(*arch + ".block_count");
-  m.n_head = need(*arch + ".attention.head_count");
-  // Absent means no grouped-query attention, as llama.cpp reads it.
-  const std::string kv_key = *arch + ".attention.head_count_kv";
-  m.n_head_kv = f.find(kv_key) != nullptr ? need(kv_key) : m.n_head;
-  m.tied_output = f.find_tensor("output.weight") == nullptr;
-  return m;
-}
-
 // The type tensor `t` gets, before any check that it can be converted.
 Type wanted_type(const gguf::TensorInfo& t, const RequantizeOptions& o, const MixModel& model) {
   // Norms and biases stay as they are, as llama-quantize leaves them.
@@ -157,6 +137,26 @@ std::vector<uint8_t> convert(const gguf::TensorInfo& t, Type dst, int threads) {
 }
 
 }  // namespace
+
+MixModel mix_model_of(const gguf::File& f) {
+  const std::optional<std::string> arch = f.get_string("general.architecture");
+  if (!arch) throw Error(f.path() + ": no general.architecture, which a quantization mix needs");
+  auto need = [&](const std::string& key) {
+    const std::optional<int64_t> v = f.get_int(key);
+    if (!v) throw Error(f.path() + ": missing " + key + ", which a quantization mix needs");
+    if (*v < 0 || *v > INT32_MAX) throw Error(f.path() + ": " + key + " = " + std::to_string(*v) + " is out of range");
+    return static_cast<int32_t>(*v);
+  };
+  MixModel m;
+  m.n_layer = need(*arch + ".block_count");
+  m.n_head = need(*arch + ".attention.head_count");
+  // Absent means no grouped-query attention, as llama.cpp reads it.
+  const std::string kv_key = *arch + ".attention.head_count_kv";
+  m.n_head_kv = f.find(kv_key) != nullptr ? need(kv_key) : m.n_head;
+  m.tied_output = f.find_tensor("output.weight") == nullptr;
+  return m;
+}
+
 
 RequantizeReport requantize_gguf(const std::string& in_path, const std::string& out_path,
                                  const RequantizeOptions& o) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "core/gguf_file.h"
 #include "core/quant_mix.h"
 #include "core/quant_types.h"
 
@@ -43,6 +44,11 @@ struct RequantizeReport {
 //
 // The whole output is built in memory before it is written (gguf::Writer
 // holds every tensor), so this needs about the output's size in RAM.
+// The hyperparameters llama-quantize's mix rules read, from a file's
+// metadata (block count, heads, KV heads; a missing output.weight means tied
+// embeddings). core::Error naming the missing key.
+MixModel mix_model_of(const gguf::File& f);
+
 RequantizeReport requantize_gguf(const std::string& in_path, const std::string& out_path,
                                  const RequantizeOptions& options);
 

@@ -55,7 +55,10 @@ class WeightMaker {
   // rows can be made on any thread and the file stays the same.
   std::vector<uint8_t> matrix(int64_t cols, int64_t rows, quant::Type type, float scale) {
     const auto& tr = quant::traits(type);
-    const bool random_blocks = quant::random_rows_supported(type);  // i-quants: no quantizer, random valid blocks
+    // I-quants are random valid blocks (every bit pattern is a block), even
+    // IQ4_NL / IQ4_XS that have a quantizer: the llama.cpp goldens of
+    // synthetic i-quant models were made from such files.
+    const bool random_blocks = quant::random_rows_supported(type);
     if (tr.from_float == nullptr && !random_blocks)
       throw Error("synthetic model: no quantizer for type " + std::string(tr.name));
     const size_t rb = quant::row_bytes(type, cols);

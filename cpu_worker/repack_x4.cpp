@@ -14,7 +14,8 @@ namespace {
 
 size_t x4_block_bytes(q::Type t) {
   switch (t) {
-    case q::Type::Q4_0: return sizeof(BlockQ4_0x4);
+    case q::Type::Q4_0:
+    case q::Type::IQ4_NL: return sizeof(BlockQ4_0x4);  // same block shape: fp16 d + 16 nibble bytes
     case q::Type::Q4_1: return sizeof(BlockQ4_1x4);
     case q::Type::Q8_0: return sizeof(BlockQ8_0x4);
     default: return 0;
@@ -45,11 +46,13 @@ size_t x4_group_bytes(q::Type type, int64_t cols) { return static_cast<size_t>(c
 void repack_x4_groups(q::Type type, const uint8_t* data, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1,
                       uint8_t* out) {
   if (x4_block_bytes(type) == 0 || cols % 32 != 0)
-    throw core::Error("four-row repack needs Q4_0, Q4_1 or Q8_0 and cols % 32 == 0");
+    throw core::Error("four-row repack needs Q4_0, Q4_1, Q8_0 or IQ4_NL and cols % 32 == 0");
   const int64_t nb = cols / 32;
   for (int64_t g = g0; g < g1; ++g) {
     if (type == q::Type::Q4_0)
       pack<q::BlockQ4_0>(data, row_bytes, nb, g, reinterpret_cast<BlockQ4_0x4*>(out));
+    else if (type == q::Type::IQ4_NL)
+      pack<q::BlockIQ4_NL>(data, row_bytes, nb, g, reinterpret_cast<BlockQ4_0x4*>(out));
     else if (type == q::Type::Q4_1)
       pack<q::BlockQ4_1>(data, row_bytes, nb, g, reinterpret_cast<BlockQ4_1x4*>(out));
     else

@@ -1,5 +1,5 @@
 #pragma once
-// Q4_0, Q4_1 and Q8_0 weights repacked at load into groups of four rows,
+// Q4_0, Q4_1, Q8_0 and IQ4_NL weights repacked at load into groups of four rows,
 // block by block: the four rows' fp16 scales (and Q4_1's minimums) side by
 // side, then their quants.
 //
@@ -40,7 +40,7 @@ struct BlockQ8_0x4 {
 };
 static_assert(sizeof(BlockQ8_0x4) == 136, "BlockQ8_0x4 layout");
 
-// True when `type` is Q4_0/Q4_1/Q8_0, AVX2 is present, rows % 4 == 0 and the
+// True when `type` is Q4_0/Q4_1/Q8_0/IQ4_NL, AVX2 is present, rows % 4 == 0 and the
 // TANDEM_REPACK environment variable is not 0.
 bool x4_enabled(core::quant::Type type, int64_t rows, int64_t cols);
 

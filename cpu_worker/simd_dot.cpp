@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/quant_blocks.h"
+#include "core/quant_iq_tables.h"
 #include "core/quant_reference.h"
 #include "cpu_worker/simd_dot_kquants.h"
 #include "cpu_worker/simd_x86.h"
@@ -183,6 +184,26 @@ TANDEM_AVX2 float dot_q8_0_avx2(int64_t n, const void* w, const void* a) {
   return hsum_ps(acc);
 }
 
+// IQ4_NL: Q4_0's layout with the nibble looked up in 16 non-linear levels.
+// The arithmetic is that of llama.cpp's AVX2 kernel for this type (the
+// interleaved iq4_nl_8x8 gemv/gemm it repacks every IQ4_NL matrix into):
+// per block the exact integer dot, then acc = fma(float(sum), d_w * d_a, acc).
+// The rows kernels (simd_dot_rows.cpp) do the same per row.
+TANDEM_AVX2 float dot_iq4_nl_avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const q::BlockIQ4_NL*>(w);
+  const auto* y = static_cast<const q::BlockQ8_0*>(a);
+  const int64_t nb = n / q::QK4_NL;
+  const __m256i levels = iq4nl_levels(q::kvalues_iq4nl);
+  __m128 acc = _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const __m256i qx = _mm256_shuffle_epi8(levels, unpack_nibbles32(x[i].qs));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const float sum = static_cast<float>(hsum_epi32(dot_i8_pairs(qx, qy)));
+    acc = _mm_fmadd_ss(_mm_set_ss(sum), _mm_set_ss(h2f(x[i].d) * h2f(y[i].d)), acc);
+  }
+  return _mm_cvtss_f32(acc);
+}
+
 // ---- activation quantizers ----------------------------------------------------------
 
 // One 32-value block the way ggml's x86 quantize_row_q8_0/q8_1 do it:
@@ -333,6 +354,8 @@ VecDotFn avx2_vec_dot(Type t) {
       return dot_q5_1_avx2;
     case Type::Q8_0:
       return dot_q8_0_avx2;
+    case Type::IQ4_NL:
+      return dot_iq4_nl_avx2;
     default:
       return kquant_dot_avx2(t);
   }

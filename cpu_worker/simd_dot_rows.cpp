@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/quant_blocks.h"
+#include "core/quant_iq_tables.h"
 #include "cpu_worker/repack_x4.h"
 #include "cpu_worker/simd_dot.h"
 #include "cpu_worker/simd_dot_kquants.h"
@@ -35,9 +36,12 @@ TANDEM_AVX2 inline __m128 block_scales4(uint16_t a, uint16_t b, uint16_t c, uint
 
 // How each legacy type turns a block into 32 signed/unsigned bytes and pairs
 // them with the activation bytes; types with a block minimum (Q4_1) also add
-// m·s per block, in the single-row kernel's order.
+// m·s per block, in the single-row kernel's order. kBlockSums: the type's
+// single-row kernel reduces each block to one exact integer sum before
+// scaling (IQ4_NL, as llama.cpp does); the others scale 8 lanes per block.
 
 struct Q4_0Policy {
+  static constexpr bool kBlockSums = false;
   using WBlock = q::BlockQ4_0;
   using ABlock = q::BlockQ8_0;
   using X4Block = BlockQ4_0x4;
@@ -49,6 +53,7 @@ struct Q4_0Policy {
 };
 
 struct Q4_1Policy {
+  static constexpr bool kBlockSums = false;
   using WBlock = q::BlockQ4_1;
   using ABlock = q::BlockQ8_1;
   using X4Block = BlockQ4_1x4;
@@ -58,11 +63,26 @@ struct Q4_1Policy {
 };
 
 struct Q8_0Policy {
+  static constexpr bool kBlockSums = false;
   using WBlock = q::BlockQ8_0;
   using ABlock = q::BlockQ8_0;
   using X4Block = BlockQ8_0x4;
   static constexpr bool kHasMin = false;
   TANDEM_AVX2 static __m256i quants(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
+  TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
+};
+
+// IQ4_NL: Q4_0's block with the nibble looked up in 16 levels; the four-row
+// layout is Q4_0's (fp16 scale and 16 nibble bytes per row).
+struct IQ4_NLPolicy {
+  static constexpr bool kBlockSums = true;
+  using WBlock = q::BlockIQ4_NL;
+  using ABlock = q::BlockQ8_0;
+  using X4Block = BlockQ4_0x4;
+  static constexpr bool kHasMin = false;
+  TANDEM_AVX2 static __m256i quants(const uint8_t* qs) {
+    return _mm256_shuffle_epi8(iq4nl_levels(q::kvalues_iq4nl), unpack_nibbles32(qs));
+  }
   TANDEM_AVX2 static __m256i pairs(__m256i qx, __m256i qy) { return dot_i8_pairs(qx, qy); }
 };
 
@@ -103,9 +123,53 @@ struct Packed {
 
 // Four rows x two activation rows, the prefill kernel: each weight block is
 // unpacked once and used for two tokens.
+// kBlockSums types: per block, the four rows' exact integer sums side by
+// side, one fma per token into lane r = row r.
+template <typename P, template <typename> class Src>
+TANDEM_AVX2 void rows4x2_block_sums(int64_t n, const uint8_t* w, size_t stride, const void* a0, const void* a1,
+                                    float* out0, float* out1) {
+  const auto* y0 = static_cast<const typename P::ABlock*>(a0);
+  const auto* y1 = static_cast<const typename P::ABlock*>(a1);
+  const int64_t nb = n / 32;
+  const Src<P> x(w, stride);
+  __m128 acc0 = _mm_setzero_ps(), acc1 = _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    x.prefetch(i);
+    const __m256i qy0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y0[i].qs));
+    const __m256i qy1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y1[i].qs));
+    const __m256i q0 = x.quants(0, i), q1 = x.quants(1, i), q2 = x.quants(2, i), q3 = x.quants(3, i);
+    const __m128 s0 = _mm_cvtepi32_ps(
+        hsum4_epi32(P::pairs(q0, qy0), P::pairs(q1, qy0), P::pairs(q2, qy0), P::pairs(q3, qy0)));
+    const __m128 s1 = _mm_cvtepi32_ps(
+        hsum4_epi32(P::pairs(q0, qy1), P::pairs(q1, qy1), P::pairs(q2, qy1), P::pairs(q3, qy1)));
+    const __m128 xd = x.d(i);
+    acc0 = _mm_fmadd_ps(s0, _mm_mul_ps(xd, _mm_set1_ps(h2f(y0[i].d))), acc0);
+    acc1 = _mm_fmadd_ps(s1, _mm_mul_ps(xd, _mm_set1_ps(h2f(y1[i].d))), acc1);
+  }
+  _mm_storeu_ps(out0, acc0);
+  _mm_storeu_ps(out1, acc1);
+}
+
+template <typename P, template <typename> class Src>
+TANDEM_AVX2 void rows4_block_sums(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
+  const auto* y = static_cast<const typename P::ABlock*>(a);
+  const int64_t nb = n / 32;
+  const Src<P> x(w, stride);
+  __m128 acc = _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    x.prefetch(i);
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m128 s = _mm_cvtepi32_ps(hsum4_epi32(P::pairs(x.quants(0, i), qy), P::pairs(x.quants(1, i), qy),
+                                                 P::pairs(x.quants(2, i), qy), P::pairs(x.quants(3, i), qy)));
+    acc = _mm_fmadd_ps(s, _mm_mul_ps(x.d(i), _mm_set1_ps(h2f(y[i].d))), acc);
+  }
+  _mm_storeu_ps(out, acc);
+}
+
 template <typename P, template <typename> class Src>
 TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void* a0, const void* a1, float* out0,
                          float* out1) {
+  if constexpr (P::kBlockSums) return rows4x2_block_sums<P, Src>(n, w, stride, a0, a1, out0, out1);
   const auto* y0 = static_cast<const typename P::ABlock*>(a0);
   const auto* y1 = static_cast<const typename P::ABlock*>(a1);
   const int64_t nb = n / 32;
@@ -143,6 +207,7 @@ TANDEM_AVX2 void rows4x2(int64_t n, const uint8_t* w, size_t stride, const void*
 
 template <typename P, template <typename> class Src>
 TANDEM_AVX2 void rows4(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
+  if constexpr (P::kBlockSums) return rows4_block_sums<P, Src>(n, w, stride, a, out);
   const auto* y = static_cast<const typename P::ABlock*>(a);
   const int64_t nb = n / 32;
   const Src<P> x(w, stride);
@@ -188,6 +253,8 @@ auto pick(Type t) -> decltype(K::template fn<Q4_0Policy>) {
       return K::template fn<Q4_1Policy>;
     case Type::Q8_0:
       return K::template fn<Q8_0Policy>;
+    case Type::IQ4_NL:
+      return K::template fn<IQ4_NLPolicy>;
     default:
       return nullptr;
   }

@@ -80,6 +80,17 @@ TANDEM_AVX2 inline __m256i dot_u8_i8_pairs(__m256i ux, __m256i y) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(ux, y), _mm256_set1_epi16(1));
 }
 
+// IQ4_NL's 16 levels as signed bytes, in both 128-bit lanes (a pshufb table).
+TANDEM_AVX2 inline __m256i iq4nl_levels(const int8_t* kvalues16) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues16)));
+}
+
+// Four rows' 8-lane int32 partial sums → their four exact totals (lane r = row r).
+TANDEM_AVX2 inline __m128i hsum4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 }  // namespace tandem::cpu::x86
 
 #endif

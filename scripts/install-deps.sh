@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-pip python3-venv unzip
   libtbb-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev
-  nlohmann-json3-dev clang libclang-rt-14-dev
+  nlohmann-json3-dev zlib1g-dev clang libclang-rt-14-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto prometheus-cpp-dev
 )
 

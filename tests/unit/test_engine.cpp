@@ -265,7 +265,8 @@ DotCase make_dot_case(Type t, int64_t n, int rows, int tokens, uint32_t seed) {
 }
 
 TEST(DotRows, FourRowKernelsEqualSingleRow) {
-  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0, Type::IQ4_NL, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K,
+                 Type::Q6_K}) {
     auto rows4 = cpu::best_vec_dot_rows4(t);
     if (!rows4) GTEST_SKIP() << "no 4-row kernel on this CPU";
     const auto& tr = core::quant::traits(t);
@@ -287,11 +288,11 @@ TEST(DotRows, FourRowKernelsEqualSingleRow) {
   }
 }
 
-// Q4_0, Q4_1 and Q8_0 repacked into four-row groups: every row and token
-// bit-identical to the file-layout kernel (so the logits stay llama.cpp's),
-// decode and two-token prefill, over several groups and row lengths.
+// Q4_0, Q4_1, Q8_0 and IQ4_NL repacked into four-row groups: every row and
+// token bit-identical to the file-layout kernel (so the logits stay
+// llama.cpp's), decode and two-token prefill, over several groups and row lengths.
 TEST(DotRows, RepackedFourRowsEqualSingleRowBitForBit) {
-  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0}) {
+  for (Type t : {Type::Q4_0, Type::Q4_1, Type::Q8_0, Type::IQ4_NL}) {
     if (!cpu::x4_enabled(t, 12, 576)) GTEST_SKIP() << "no AVX2 (or TANDEM_REPACK=0): repacking off";
     const auto& tr = core::quant::traits(t);
     for (int64_t n : {32, 576, 1536}) {

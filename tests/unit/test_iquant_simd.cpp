@@ -21,6 +21,10 @@ namespace q = core::quant;
 using q::Type;
 
 const Type kSimdIQuants[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S, Type::IQ4_XS};
+// IQ4_NL pairs with Q8_0 activations and belongs to the legacy kernel family
+// (its four-row kernels are checked in test_engine.cpp's DotRows tests).
+const Type kOneRowIQuants[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS,
+                               Type::IQ3_S,   Type::IQ4_XS, Type::IQ4_NL};
 
 std::vector<float> gauss(int64_t n, std::mt19937_64& rng) {
   std::normal_distribution<float> nd(0.f, 1.f);
@@ -32,21 +36,21 @@ std::vector<float> gauss(int64_t n, std::mt19937_64& rng) {
 TEST(IQuantSimd, OneRowMatchesTheReference) {
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU";
   std::mt19937_64 rng(11);
-  for (Type t : kSimdIQuants) {
+  for (Type t : kOneRowIQuants) {
     const q::TypeTraits& tr = q::traits(t);
     const cpu::VecDotFn simd = cpu::best_vec_dot(t);
     ASSERT_NE(simd, tr.vec_dot) << tr.name << ": no SIMD kernel";
     for (int rep = 0; rep < 20; ++rep) {
       const int64_t n = 256 * (1 + static_cast<int64_t>(rng() % 12));
-      std::vector<uint8_t> w(q::row_bytes(t, n)), a(q::row_bytes(Type::Q8_K, n));
+      std::vector<uint8_t> w(q::row_bytes(t, n)), a(q::row_bytes(tr.vec_dot_type, n));
       q::random_valid_row(t, rng, 0.05f, w.data(), n);
       const std::vector<float> x = gauss(n, rng);
-      cpu::quantize_activations(Type::Q8_K, x.data(), a.data(), n);
+      cpu::quantize_activations(tr.vec_dot_type, x.data(), a.data(), n);
       const float want = tr.vec_dot(n, w.data(), a.data());
       // Magnitude scale of the sum: Σ|w·a| from the dequantized rows.
       std::vector<float> wf(static_cast<size_t>(n)), af(static_cast<size_t>(n));
       tr.to_float(w.data(), wf.data(), n);
-      q::traits(Type::Q8_K).to_float(a.data(), af.data(), n);
+      q::traits(tr.vec_dot_type).to_float(a.data(), af.data(), n);
       double mag = 0;
       for (int64_t i = 0; i < n; ++i) mag += std::fabs(static_cast<double>(wf[i]) * af[i]);
       EXPECT_NEAR(simd(n, w.data(), a.data()), want, 1e-5 * mag + 1e-6) << tr.name << " n " << n;

@@ -1,0 +1,255 @@
+// SmolLM2-135M-Instruct re-quantized to i-quant file types (IQ4_NL, IQ4_XS,
+// IQ3_S, IQ3_XXS), against llama.cpp: the bytes of every tensor, greedy
+// tokens and perplexity. Golden: tests/data/smollm2_iquant_golden.json, made
+// by tests/data/make_smollm2_iquant_golden.py (llama-cpp-python).
+//
+// The fixture files live in the model cache. `make fixtures` (part of `make
+// test`) writes SmolLM2-135M-Instruct.IQ4_NL.gguf and .IQ4_XS.gguf with
+// `tandem quantize --mix T`; the IQ3 ones only llama.cpp makes
+// (make_smollm2_iquant_golden.py caches them as SmolLM2-135M-Instruct.<T>.llamacpp.gguf),
+// so their tests skip without them.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/gguf_file.h"
+#include "core/perplexity.h"
+#include "core/quant_mix.h"
+#include "core/requantize.h"
+#include "core/tokenizer.h"
+#include "cpu_worker/llama_engine.h"
+#include "tests/unit/test_support.h"
+
+namespace tandem {
+namespace {
+
+using nlohmann::json;
+namespace q = core::quant;
+
+const json& golden() {
+  static const json g = [] {
+    const std::string p = test::source_dir() + "/tests/data/smollm2_iquant_golden.json";
+    const std::string s = test::read_file(p);
+    if (s.empty()) throw std::runtime_error("golden file missing: " + p);
+    return json::parse(s);
+  }();
+  return g;
+}
+
+const json& golden_file(const std::string& ftype) {
+  for (const json& f : golden()["files"])
+    if (f["ftype"] == ftype) return f;
+  throw std::runtime_error("no golden for " + ftype);
+}
+
+std::string crc32_hex(const uint8_t* p, uint64_t n) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  while (n > 0) {
+    const auto chunk = static_cast<uInt>(std::min<uint64_t>(n, 1u << 30));
+    c = crc32(c, p, chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(c));
+  return buf;
+}
+
+// Types Tandem quantizes itself (`make fixtures` writes their files).
+bool tandem_makes(const std::string& ftype) { return ftype == "IQ4_NL" || ftype == "IQ4_XS"; }
+
+// SmolLM2-135M-Instruct.<T>.gguf (`make fixtures`), else the file llama.cpp
+// wrote, SmolLM2-135M-Instruct.<T>.llamacpp.gguf (the golden script's cache).
+std::string fixture_path(const std::string& ftype) {
+  const std::string model = test::model_path_or_empty();
+  if (model.empty()) return "";
+  const std::string stem =
+      std::filesystem::path(model).parent_path().string().append("/SmolLM2-135M-Instruct.").append(ftype);
+  for (const std::string& p : {stem + ".gguf", stem + ".llamacpp.gguf"})
+    if (std::filesystem::exists(p)) return p;
+  return "";
+}
+
+#define TANDEM_FIXTURE_OR_SKIP(var, ftype)                                                                    \
+  const std::string var = fixture_path(ftype);                                                              \
+  if (var.empty()) {                                                                                        \
+    if (tandem_makes(ftype) && test::model_required())                                                      \
+      FAIL() << "fixture SmolLM2-135M-Instruct." << (ftype) << ".gguf missing: run `make fixtures`";        \
+    GTEST_SKIP() << "SmolLM2-135M-Instruct." << (ftype)                                                     \
+                 << ".gguf is not in the model cache (made by `make fixtures` for IQ4_NL/IQ4_XS, by "        \
+                    "tests/data/make_smollm2_iquant_golden.py with llama-cpp-python for the others)";        \
+  }
+
+// The quantizers and mix rules against llama.cpp's file, without the cache:
+// every tensor's type as llama-quantize chose it, and the bytes of the first
+// block's matrices and of the last ffn_down, quantized here from the Q4_1 source.
+TEST(SmolLM2IQuantFiles, QuantizerWritesLlamaCppsBytes) {
+  TANDEM_REQUIRE_MODEL_OR_SKIP(model);
+  const auto src = std::shared_ptr<core::gguf::File>(core::gguf::File::open(model));
+  const core::MixModel mm = core::mix_model_of(*src);
+  for (const std::string ftype : {"IQ4_NL", "IQ4_XS"}) {
+    SCOPED_TRACE(ftype);
+    const core::QuantMix mix = *core::mix_from_name(ftype);
+    int checked_bytes = 0;
+    for (const json& t : golden_file(ftype)["tensors"]) {
+      const std::string name = t["name"];
+      const core::gguf::TensorInfo& in = src->tensor(name);
+      const q::Type want = *q::type_from_name(t["type"].get<std::string>());
+      if (in.shape.size() < 2) {  // norms stay as they are
+        EXPECT_EQ(in.type, want) << name;
+        continue;
+      }
+      int32_t layer = -1;
+      const core::TensorRole role = core::role_of(name, &layer);
+      EXPECT_EQ(core::tensor_type(mix, role, layer, mm, in.shape[0]), want) << name << ": mix rule";
+      if (name.rfind("blk.0.", 0) != 0 && name != "blk.29.ffn_down.weight") continue;
+      const int64_t n = in.shape[0], rows = in.rows();
+      std::vector<float> row(static_cast<size_t>(n));
+      std::vector<uint8_t> out(q::row_bytes(want, n) * static_cast<size_t>(rows));  // [rows][row bytes]
+      for (int64_t r = 0; r < rows; ++r) {
+        q::traits(in.type).to_float(in.data + q::row_bytes(in.type, n) * static_cast<size_t>(r), row.data(), n);
+        q::traits(want).from_float(row.data(), out.data() + q::row_bytes(want, n) * static_cast<size_t>(r), n);
+      }
+      EXPECT_EQ(crc32_hex(out.data(), out.size()), t["crc32"].get<std::string>()) << name << " (" << t["type"] << ")";
+      ++checked_bytes;
+    }
+    EXPECT_GE(checked_bytes, 8);
+  }
+}
+
+class SmolLM2IQuant : public testing::TestWithParam<std::string> {};
+
+// The cached fixture is llama.cpp's file, tensor for tensor (for IQ4_NL and
+// IQ4_XS this checks the whole `tandem quantize` output).
+TEST_P(SmolLM2IQuant, FixtureTensorsEqualLlamaCpps) {
+  TANDEM_FIXTURE_OR_SKIP(path, GetParam());
+  const auto f = std::shared_ptr<core::gguf::File>(core::gguf::File::open(path));
+  const json& g = golden_file(GetParam());
+  ASSERT_EQ(f->tensors().size(), g["tensors"].size());
+  for (const json& t : g["tensors"]) {
+    const core::gguf::TensorInfo& got = f->tensor(t["name"].get<std::string>());
+    EXPECT_EQ(q::type_name(got.type), t["type"].get<std::string>()) << got.name;
+    EXPECT_EQ(crc32_hex(got.data, got.size_bytes), t["crc32"].get<std::string>()) << got.name;
+  }
+}
+
+struct Loaded {
+  std::shared_ptr<core::gguf::File> file;
+  std::unique_ptr<core::Tokenizer> tok;
+  std::unique_ptr<cpu::LlamaEngine> eng;
+};
+
+Loaded load(const std::string& path, int ctx) {
+  Loaded l;
+  l.file = std::shared_ptr<core::gguf::File>(core::gguf::File::open(path));
+  l.tok = std::make_unique<core::Tokenizer>(core::vocab_from_gguf(*l.file));
+  cpu::EngineOptions eo;
+  eo.threads = 2;
+  eo.kv.n_ctx = ctx;
+  eo.kv.k_type = q::Type::Q8_0;  // the goldens' cache (llama.cpp flash attention, q8_0)
+  eo.kv.v_type = q::Type::Q8_0;
+  l.eng = std::make_unique<cpu::LlamaEngine>(l.file, cpu::ShardSpec{}, eo);
+  return l;
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  int32_t best = 0;
+  for (size_t i = 1; i < v.size(); ++i)
+    if (v[i] > v[best]) best = static_cast<int32_t>(i);
+  return best;
+}
+
+// llama.cpp's 64 greedy tokens, teacher-forced: at every step its token must
+// be our argmax or a near tie with it (within kNearTie logits), at least
+// kMinExact of the steps must pick it exactly, and we feed its token on.
+//
+// Why not exact equality (as for the Q4_1 file): llama.cpp repacks Q5_K
+// (and Q4_0, Q4_K, ...) matrices into interleaved layouts whose kernels sum
+// in another order, and its IQ4_XS / IQ3_S / K-quant AVX2 dot products
+// group lanes differently from ours; all agree within float rounding
+// (tests/unit/test_iquant_simd.cpp), but every matmul re-quantizes its input
+// to 8 bits, which turns last-bit differences into one-step flips of 8-bit
+// values, and 30 layers amplify them: llama.cpp's own repacked and plain
+// paths differ by up to ~1 logit on these files (measured with
+// use_extra_bufts on/off, docs/PERFORMANCE.md). Our IQ4_NL and Q8_0 kernels
+// are bit-exact with llama.cpp's (DotRows tests; a Q8_0 file gives identical
+// logits). Measured on the four files: 245-249 of 256 steps exact, gaps up
+// to 1.32 logits. The threshold tells files apart: another 4-bit
+// quantization of the same model (the IQ4_NL file against the IQ4_XS
+// golden) agrees at 230 of 256 steps and fails; the IQ3_XXS file against the
+// IQ4_NL golden at 194, with gaps of 5 logits.
+constexpr float kNearTie = 1.5f;
+constexpr double kMinExact = 0.94;
+
+TEST_P(SmolLM2IQuant, GreedyTokensAreLlamaCppsOrNearTies) {
+  TANDEM_FIXTURE_OR_SKIP(path, GetParam());
+  const json& g = golden_file(GetParam());
+  Loaded l = load(path, 1024);
+  ASSERT_GE(g["cases"].size(), 4u);
+  int steps = 0, exact = 0;
+  float worst = 0;
+  for (const json& c : g["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const auto ids = l.tok->encode(c["prompt"].get<std::string>(), false, c["chat"].get<bool>());
+    ASSERT_EQ(ids, c["prompt_ids"].get<std::vector<int32_t>>()) << "prompt tokenization differs from llama.cpp";
+    const auto want = c["output_ids"].get<std::vector<int32_t>>();
+    ASSERT_GE(want.size(), 64u);
+    std::vector<float> logits;
+    l.eng->forward(ids, 0, 0, false, logits);
+    int32_t pos = static_cast<int32_t>(ids.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      const int32_t ours = argmax(logits);
+      const float gap = logits[static_cast<size_t>(ours)] - logits[static_cast<size_t>(want[i])];
+      EXPECT_LE(gap, kNearTie) << "step " << i << ": llama.cpp's token " << want[i] << " is " << gap
+                               << " logits below our argmax " << ours;
+      ++steps;
+      exact += ours == want[i] ? 1 : 0;
+      worst = std::max(worst, gap);
+      const int32_t one[1] = {want[i]};
+      l.eng->forward(one, 0, pos++, false, logits);
+    }
+  }
+  EXPECT_GE(exact, kMinExact * steps) << "our argmax is llama.cpp's token at only " << exact << " of " << steps
+                                      << " steps";
+  std::printf("[ iq greedy ] %s: %d of %d steps pick llama.cpp's token exactly; largest gap %.4f logits\n",
+              GetParam().c_str(), exact, steps, worst);
+}
+
+// llama-perplexity's method on the first two chunks of the shipped text.
+// The bar of 0.5% applies to the whole text (47 chunks, ~5 min per file
+// here: measured into docs/PERFORMANCE.md, "I-quant quality"); over two
+// chunks the amplified rounding differences described above move the
+// perplexity by up to ~2% either way, so this check allows 3%: it catches a
+// broken model (a wrong decoder costs far more), not the last half percent.
+TEST_P(SmolLM2IQuant, PerplexityOfTwoChunksNearLlamaCpps) {
+  TANDEM_FIXTURE_OR_SKIP(path, GetParam());
+  const json& run = golden_file(GetParam())["perplexity_q8_0"];
+  const int n_ctx = 512, chunks = 2;
+  const double want = run["ppl_after_chunk"][chunks - 1].get<double>();
+  Loaded l = load(path, n_ctx);
+  const std::string text = test::read_file(test::source_dir() + "/tests/data/kjv_genesis_1-25.txt");
+  const auto tokens = l.tok->encode(text, l.tok->add_bos_default(), false);
+  ASSERT_EQ(static_cast<int64_t>(tokens.size()), run["tokens"].get<int64_t>()) << "tokenization differs from llama.cpp";
+  core::PerplexityAccumulator acc;
+  std::vector<float> logits;
+  const int32_t n_vocab = l.eng->config().n_vocab;
+  for (int c = 0; c < chunks; ++c) {
+    const std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
+    l.eng->forward(chunk, 0, 0, true, logits);
+    for (int i = n_ctx / 2; i < n_ctx - 1; ++i)
+      acc.add(-core::log_softmax_at(std::span<const float>(logits.data() + static_cast<size_t>(i) * n_vocab, n_vocab),
+                                    chunk[i + 1]));
+  }
+  EXPECT_NEAR(acc.ppl(), want, want * 0.03) << "perplexity after " << chunks << " chunks";
+  std::printf("[ iq ppl ] %s: %.6f after %d chunks (llama.cpp %.6f, %+.2e relative)\n", GetParam().c_str(), acc.ppl(),
+              chunks, want, acc.ppl() / want - 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, SmolLM2IQuant, testing::Values("IQ4_NL", "IQ4_XS", "IQ3_S", "IQ3_XXS"),
+                         [](const testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
+}  // namespace tandem
