@@ -7,8 +7,11 @@
 // Grid rows are packed as in ggml: row i of a grid is one little-endian
 // integer whose byte j is value j of the row (iq_grid_byte below reads it
 // without depending on the host's byte order). The arrays are constexpr so
-// host code reads them directly; CUDA kernels will need a copy in
-// __constant__ memory (a host array is not addressable from the device).
+// host code reads them directly. Device code cannot address a host array, so
+// under nvcc the same .inc is expanded a second time into namespace `device`
+// as __device__ const arrays (global memory, read through the read-only
+// cache: lanes index them divergently, which __constant__ memory would
+// serialize). Code shared by both sides reads entries with TANDEM_IQ_AT(name, i).
 //
 // Shapes:
 //   iq2xxs_grid   [256]  rows of 8 magnitudes, each in {8, 25, 43}
@@ -27,7 +30,27 @@
 
 namespace tandem::core::quant {
 
+#define TANDEM_IQ_TABLE(type, name, n) inline constexpr type name[n]
 #include "core/quant_iq_tables.inc"
+#undef TANDEM_IQ_TABLE
+
+#if defined(__CUDACC__)
+// ~35 KiB per translation unit that includes this header under nvcc (only
+// gpu_worker/cuda/gemv_iquants.cu does).
+namespace device {
+#define TANDEM_IQ_TABLE(type, name, n) static __device__ const type name[n]
+#include "core/quant_iq_tables.inc"
+#undef TANDEM_IQ_TABLE
+}  // namespace device
+#endif
+
+// Entry i of table `name` in TANDEM_HD code: the constexpr array on the host,
+// its __device__ copy in device code (an ld.global.nc load).
+#if defined(__CUDA_ARCH__)
+#define TANDEM_IQ_AT(name, i) (__ldg(&::tandem::core::quant::device::name[i]))
+#else
+#define TANDEM_IQ_AT(name, i) (::tandem::core::quant::name[i])
+#endif
 
 // Byte j of a packed grid row (uint64_t rows: j in 0..7; uint32_t: 0..3).
 TANDEM_HD inline uint8_t iq_grid_byte(uint64_t row, int j) { return static_cast<uint8_t>(row >> (8 * j)); }

@@ -88,19 +88,16 @@ uint64_t mem_total() {
 }
 
 // Both workers can run the type: the CPU worker needs a dot product, the GPU
-// worker a CUDA kernel — the i-quants have the first (a scalar reference)
-// but not yet the second (gpu_worker/cuda/gemv.cu lists what it reads), so a
-// plan putting them on the card is not one Tandem serves today.
+// worker a CUDA kernel (gpu_worker/cuda/gemv.cu lists what it reads). Every
+// weight type with a dot product has both, the i-quants included: their CUDA
+// kernels (gemv_iquants.cu) are compiled and their block decoders checked
+// bit for bit against the reference on the host, but they have not yet run
+// on a GPU in CI.
 bool servable(const std::string& type_name) {
-  using core::quant::Type;
   const auto t = core::quant::type_from_name(type_name);
   if (!t) return false;  // "2.40bpw": a format Tandem does not read
   const core::quant::TypeTraits& tr = core::quant::traits(*t);
-  const bool cpu = !tr.quantized || tr.vec_dot != nullptr;
-  const bool iquant = *t == Type::IQ2_XXS || *t == Type::IQ2_XS || *t == Type::IQ2_S || *t == Type::IQ3_XXS ||
-                      *t == Type::IQ3_S || *t == Type::IQ1_S || *t == Type::IQ1_M || *t == Type::IQ4_NL ||
-                      *t == Type::IQ4_XS;
-  return cpu && !iquant;
+  return !tr.quantized || tr.vec_dot != nullptr;
 }
 
 core::quant::Type kv_type(const std::string& name, const char* flag) {

@@ -18,7 +18,7 @@ struct DeviceMatrix {
 };
 
 // Types the CUDA matrix kernels read (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, Q2_K..Q6_K).
+// Q8_0, Q2_K..Q6_K, and the i-quants IQ1_S..IQ4_XS).
 bool gemv_supports(core::quant::Type t);
 
 }  // namespace tandem::gpu

@@ -1,6 +1,7 @@
 // CUDA GEMV and f16 row dequantization against the host reference: weights
-// quantized on the host with traits(t).from_float, the reference dequantized
-// with traits(t).to_float (the same dequant_chunk code the kernels run) and
+// quantized on the host with traits(t).from_float (random valid blocks for
+// the i-quants Tandem cannot quantize to), the reference dequantized with
+// traits(t).to_float (bit-identical to the dequant_chunk code the kernels run) and
 // dotted with the activations in double precision. The GPU sums the same f32
 // values in another order, so the normalized error stays near f32 rounding.
 #include <cuda_fp16.h>
@@ -10,10 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/quant_random_blocks.h"
 #include "core/quant_types.h"
 #include "gpu_worker/cuda/device_matrix.h"
 #include "gpu_worker/cuda/gemv.h"
@@ -28,8 +31,13 @@ using tandem::test::random_floats;
 
 namespace {
 
-const Type kTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0, Type::Q4_1, Type::Q5_0, Type::Q5_1,
-                       Type::Q8_0, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K};
+const Type kIQuantTypes[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S,  Type::IQ3_XXS, Type::IQ3_S,
+                             Type::IQ1_S,   Type::IQ1_M,  Type::IQ4_NL, Type::IQ4_XS};
+
+const Type kTypes[] = {Type::F32,   Type::F16,     Type::BF16,   Type::Q4_0,  Type::Q4_1,    Type::Q5_0,
+                       Type::Q5_1,  Type::Q8_0,    Type::Q2_K,   Type::Q3_K,  Type::Q4_K,    Type::Q5_K,
+                       Type::Q6_K,  Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S,
+                       Type::IQ1_S, Type::IQ1_M,   Type::IQ4_NL, Type::IQ4_XS};
 
 constexpr double kMaxError = 1e-5;
 
@@ -52,13 +60,16 @@ HostMatrix make_matrix(Type t, int64_t rows, int64_t cols, uint64_t seed, size_t
   m.bytes.assign(static_cast<size_t>(rows) * m.row_bytes, 0);
   const std::vector<float> w = random_floats(static_cast<size_t>(rows * cols), seed);
   const q::TypeTraits& tr = q::traits(t);
+  std::mt19937_64 rng(seed);
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* dst = m.bytes.data() + static_cast<size_t>(r) * m.row_bytes;
     const float* src = w.data() + r * cols;
     if (t == Type::F32)
       std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(float));
-    else
+    else if (tr.from_float)
       tr.from_float(src, dst, cols);
+    else
+      q::random_valid_row(t, rng, 1.0f, dst, cols);  // any bits are a valid i-quant block
   }
   return m;
 }
@@ -150,7 +161,7 @@ TEST(CudaGemv, OddShapesAndPaddedRows) {
 
 TEST(CudaGemv, MisalignedActivations) {
   TANDEM_REQUIRE_GPU();
-  for (Type t : {Type::F16, Type::Q4_0, Type::Q4_K, Type::Q6_K}) {
+  for (Type t : {Type::F16, Type::Q4_0, Type::Q4_K, Type::Q6_K, Type::IQ2_XXS, Type::IQ4_NL}) {
     SCOPED_TRACE(name_of(t));
     const HostMatrix m = make_matrix(t, 16, 512, 4000 + static_cast<uint64_t>(t));
     for (int n_tokens : {1, 4}) {
@@ -198,7 +209,7 @@ TEST(CudaGemv, RejectsBadInput) {
   TANDEM_REQUIRE_GPU();
   EXPECT_FALSE(tandem::gpu::gemv_supports(Type::Q8_1));
   EXPECT_FALSE(tandem::gpu::gemv_supports(Type::Q8_K));
-  EXPECT_FALSE(tandem::gpu::gemv_supports(Type::IQ4_NL));
+  for (Type t : kIQuantTypes) EXPECT_TRUE(tandem::gpu::gemv_supports(t)) << name_of(t);
 
   DeviceBuffer<uint8_t> w_dev(std::vector<uint8_t>(64 * 1024, 0));
   DeviceBuffer<float> x_dev(16 * 512);

@@ -20,7 +20,10 @@
 
 #include "core/error.h"
 #include "core/quant_blocks.h"
+#include "core/quant_dequant.h"
+#include "core/quant_dequant_iquants.h"
 #include "core/quant_iq_tables.h"
+#include "core/quant_random_blocks.h"
 #include "core/quant_reference.h"
 #include "core/quant_types.h"
 #include "tests/unit/test_support.h"
@@ -168,11 +171,13 @@ TEST(IQuantTraits, GeometryMatchesGgml) {
   }
 }
 
-TEST(IQuantTraits, DequantizeOnly) {
+TEST(IQuantTraits, DequantizeDotAndTheIQ4Quantizers) {
   for (const IqCase& c : kCases) {
     const q::TypeTraits& tr = q::traits(c.t);
     EXPECT_NE(tr.to_float, nullptr) << c.name;
-    EXPECT_EQ(tr.from_float, nullptr) << c.name;  // no quantizer yet
+    // llama-quantize makes IQ4_NL / IQ4_XS without an importance matrix by a
+    // closed search, which Tandem reproduces; the grid types have no quantizer.
+    EXPECT_EQ(tr.from_float != nullptr, c.t == Type::IQ4_NL || c.t == Type::IQ4_XS) << c.name;
     EXPECT_NE(tr.vec_dot, nullptr) << c.name;     // reference dot product: servable (slowly)
     EXPECT_EQ(tr.vec_dot_type, c.t == Type::IQ4_NL ? Type::Q8_0 : Type::Q8_K) << c.name;  // ggml's pairing
   }
@@ -277,5 +282,84 @@ TEST(IQuantReference, ToFloatMatchesGgufPy) {
                     << q::f32_bits(got[first]) << "), gguf-py " << want[first] << " (bits 0x"
                     << q::f32_bits(want[first]) << ")";
     }
+  }
+}
+
+// ============================================================================
+// The chunk decoders the CUDA kernels run (core/quant_dequant_iquants.h)
+// against the reference to_float, bit for bit: same values, same element
+// order. The device compiles the same source; the gpu tests compare its
+// output with to_float again.
+
+namespace {
+
+// Expands `blocks` chunk by chunk with dequant_chunk; the number of values
+// mismatching to_float's bits, and the first one in *first.
+template <typename B>
+int64_t chunk_mismatches(Type t, const std::vector<uint8_t>& blocks, int64_t* first) {
+  constexpr int kValues = q::BlockValues<B>::n;
+  constexpr int kChunks = kValues / q::kDequantChunk;
+  static_assert(kChunks * q::kDequantChunk == kValues);
+  EXPECT_EQ(kValues, q::traits(t).block_size);
+  const int64_t nb = static_cast<int64_t>(blocks.size() / sizeof(B));
+  std::vector<float> want(static_cast<size_t>(nb * kValues)), got(want.size());
+  q::traits(t).to_float(blocks.data(), want.data(), nb * kValues);
+  for (int64_t i = 0; i < nb; ++i) {
+    B b;
+    std::memcpy(&b, blocks.data() + i * static_cast<int64_t>(sizeof(B)), sizeof(B));
+    for (int c = 0; c < kChunks; ++c) q::dequant_chunk(b, c, got.data() + i * kValues + c * q::kDequantChunk);
+  }
+  int64_t bad = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ == 0) *first = static_cast<int64_t>(i);
+  return bad;
+}
+
+int64_t chunk_mismatches(Type t, const std::vector<uint8_t>& blocks, int64_t* first) {
+  switch (t) {
+    case Type::IQ2_XXS:
+      return chunk_mismatches<q::BlockIQ2_XXS>(t, blocks, first);
+    case Type::IQ2_XS:
+      return chunk_mismatches<q::BlockIQ2_XS>(t, blocks, first);
+    case Type::IQ2_S:
+      return chunk_mismatches<q::BlockIQ2_S>(t, blocks, first);
+    case Type::IQ3_XXS:
+      return chunk_mismatches<q::BlockIQ3_XXS>(t, blocks, first);
+    case Type::IQ3_S:
+      return chunk_mismatches<q::BlockIQ3_S>(t, blocks, first);
+    case Type::IQ1_S:
+      return chunk_mismatches<q::BlockIQ1_S>(t, blocks, first);
+    case Type::IQ1_M:
+      return chunk_mismatches<q::BlockIQ1_M>(t, blocks, first);
+    case Type::IQ4_NL:
+      return chunk_mismatches<q::BlockIQ4_NL>(t, blocks, first);
+    case Type::IQ4_XS:
+      return chunk_mismatches<q::BlockIQ4_XS>(t, blocks, first);
+    default:
+      ADD_FAILURE() << "not an i-quant";
+      return -1;
+  }
+}
+
+}  // namespace
+
+TEST(IQuantDequantChunk, EqualsToFloatBitForBit) {
+  std::mt19937_64 rng(20250702);
+  std::mt19937 rng32(7);
+  constexpr int64_t kBlocks = 64;
+  for (const IqCase& c : kCases) {
+    SCOPED_TRACE(c.name);
+    // Rows as synthetic models make them (RMS-scaled random blocks), at two
+    // scales, and the extreme blocks of random_blocks (all-zero and all-one
+    // quants, a -0 scale).
+    for (float rms : {0.02f, 3.0f}) {
+      std::vector<uint8_t> row(q::row_bytes(c.t, kBlocks * c.values));
+      q::random_valid_row(c.t, rng, rms, row.data(), kBlocks * c.values);
+      int64_t first = -1;
+      EXPECT_EQ(chunk_mismatches(c.t, row, &first), 0) << "rms " << rms << ", first at value " << first;
+    }
+    int64_t first = -1;
+    EXPECT_EQ(chunk_mismatches(c.t, random_blocks(c, static_cast<int>(kBlocks), rng32), &first), 0)
+        << "first at value " << first;
   }
 }

@@ -352,6 +352,9 @@ TEST(PlanCli, JsonSplitFitsTheCardAndMatchesTheLibrary) {
   EXPECT_EQ(j["weights_bytes"]["gpu_source"].get<uint64_t>(), req.gpu_source.total_bytes());
   EXPECT_EQ(j["comparison"].size(), 7u);
   EXPECT_EQ(j["recommendations"].size(), 3u);
+  // Every GGUF mix is served (the i-quants on both workers); EXL2 is not a format Tandem reads.
+  for (const auto& row : j["comparison"])
+    EXPECT_EQ(row["served_by_tandem"].get<bool>(), row["quant"] != "EXL2 2.40bpw") << row["quant"];
 }
 
 TEST(PlanCli, APlanThatDoesNotFitExitsThreeAndSaysWhatIsShort) {
