@@ -315,6 +315,7 @@ constexpr bool wide_quants() {
 // i-quants' blocks are a half or less of that, so they look ~1 KiB ahead.
 template <typename P>
 constexpr int64_t prefetch_blocks() {
+  if constexpr (requires { P::kSmallBlocks; }) return static_cast<int64_t>(1024 / sizeof(typename P::Block));
   return wide_quants<P>() ? static_cast<int64_t>(1024 / sizeof(typename P::Block)) : 4;
 }
 
@@ -453,6 +454,8 @@ auto pick(Type t) -> decltype(K::template fn<Q4K>) {
     case Type::IQ3_XXS: return K::template fn<IQ3XXS>;
     case Type::IQ3_S: return K::template fn<IQ3S>;
     case Type::IQ4_XS: return K::template fn<IQ4XS>;
+    case Type::IQ1_S: return K::template fn<IQ1S>;
+    case Type::IQ1_M: return K::template fn<IQ1M>;
     default: return nullptr;
   }
 }

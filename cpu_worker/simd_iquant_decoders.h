@@ -1,5 +1,5 @@
 // AVX2 block decoders for the i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS,
-// IQ3_S and IQ4_XS, in the decoder shape of simd_dot_kquants.cpp (quants,
+// IQ3_S, IQ4_XS, IQ1_S and IQ1_M, in the decoder shape of simd_dot_kquants.cpp (quants,
 // dot, group_dot, scale16, d), so the same 1-row, 4-row and 4-token kernels
 // run them. Included by simd_dot_kquants.cpp inside its anonymous namespace:
 // it uses that file's helpers (load32, pair_scales, bcast_scale16, kMasks).
@@ -11,7 +11,11 @@
 // stay below 2^15 (magnitudes ≤ 127), but four groups of them may not, so
 // these decoders set kWideQuants and the prefill kernel widens each group.
 // The fixed factors of ggml's formulas (0.125 for IQ2, 0.25 for IQ3_XXS) are
-// powers of two folded into d(), which is exact.
+// powers of two folded into d(), which is exact. IQ1 values are
+// scale · (grid + delta) with grid in {-1, 0, 1} and delta = ±1/8: eight
+// times that, 8·grid ± 1 in [-9, 9], is an integer, so the IQ1 decoders
+// return those signed quants and fold 1/8 into d(); small blocks (50 and 56
+// bytes) are prefetched ~1 KiB ahead like the others (kSmallBlocks).
 // The including file includes core/quant_iq_tables.h at namespace scope.
 #pragma once
 
@@ -182,5 +186,87 @@ struct IQ4XS {
     const __m256i b = bcast8(x.qs + 16 * c + 8 * (g % 2));
     const __m256i v = levels(_mm256_and_si256(g >= 2 ? _mm256_srli_epi16(b, 4) : b, _mm256_set1_epi8(0x0F)));
     return _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(y4, v));
+  }
+};
+
+// Signed quants q (no zero among them, |q| < 128) against activations: Σ q·y
+// in int16 pair sums, as maddubs(|q|, sign(y, q)).
+TANDEM_AVX2 inline __m256i signed_pairs(__m256i q, __m256i y) {
+  return _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(y, q));
+}
+
+// 8·grid + delta for 32 grid bytes in {-1, 0, 1} (three doublings: bytes
+// never carry into each other) and per-byte deltas of ±1.
+TANDEM_AVX2 inline __m256i iq1_quants(__m256i grid, __m256i delta) {
+  const __m256i g2 = _mm256_add_epi8(grid, grid);
+  const __m256i g4 = _mm256_add_epi8(g2, g2);
+  return _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
+}
+
+// Eight bytes of +1, or of -1 when `negative`.
+TANDEM_AVX2 inline uint64_t iq1_delta8(bool negative) { return negative ? ~uint64_t{0} : 0x0101010101010101ull; }
+
+// IQ1_S: one 3-bit scale and one delta sign per 32-value chunk (qh[c]).
+struct IQ1S {
+  using Block = q::BlockIQ1_S;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kSmallBlocks = true;
+  const Block& x;
+  TANDEM_AVX2 explicit IQ1S(const Block& b) : x(b) {}
+  TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 uint64_t row(int c, int l) const {
+    return q::iq1s_grid[x.qs[4 * c + l] | (((x.qh[c] >> (3 * l)) & 7) << 8)];
+  }
+  TANDEM_AVX2 uint64_t delta8(int c) const { return iq1_delta8(x.qh[c] & 0x8000); }
+  TANDEM_AVX2 __m256i quants(int c) const {
+    return iq1_quants(rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)),
+                      _mm256_set1_epi64x(static_cast<int64_t>(delta8(c))));
+  }
+  TANDEM_AVX2 __m256i scale16(int c) const {
+    return _mm256_set1_epi16(static_cast<int16_t>(2 * ((x.qh[c] >> 12) & 7) + 1));
+  }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return _mm256_madd_epi16(signed_pairs(qv, y), scale16(c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i v = iq1_quants(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
+                                 _mm256_set1_epi64x(static_cast<int64_t>(delta8(c))));
+    return signed_pairs(v, y4);
+  }
+};
+
+// IQ1_M: a 3-bit scale per 16 values, a delta sign per 8 (the top bit of
+// each row's qh nibble), the fp16 d spread over the scales' top nibbles.
+struct IQ1M {
+  using Block = q::BlockIQ1_M;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kSmallBlocks = true;
+  const Block& x;
+  __m128i sc8;  // 16 int8 scales 2s+1, one per 16 values
+  TANDEM_AVX2 explicit IQ1M(const Block& b) : x(b), sc8(scales16(b)) {}
+  TANDEM_AVX2 static __m128i scales16(const Block& b) {
+    alignas(16) int8_t s[16];
+    for (int j = 0; j < 16; ++j) {  // j = 2g + h: value group g, half h
+      const int g = j / 2, h = j % 2;
+      s[j] = static_cast<int8_t>(2 * ((q::le_u16(b.scales + 2 * (g / 2)) >> (6 * (g % 2) + 3 * h)) & 7) + 1);
+    }
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(s));
+  }
+  TANDEM_AVX2 float d() const { return q::fp16_to_fp32(q::iq1m_scale_bits(x)) * 0.125f; }
+  TANDEM_AVX2 float dmin() const { return 0.0f; }
+  TANDEM_AVX2 int nibble(int c, int l) const { return (x.qh[2 * c + l / 2] >> (4 * (l % 2))) & 0xF; }
+  TANDEM_AVX2 uint64_t row(int c, int l) const { return q::iq1s_grid[x.qs[4 * c + l] | ((nibble(c, l) & 7) << 8)]; }
+  TANDEM_AVX2 uint64_t delta8(int c, int l) const { return iq1_delta8(nibble(c, l) & 8); }
+  TANDEM_AVX2 __m256i quants(int c) const {
+    return iq1_quants(rows4(row(c, 0), row(c, 1), row(c, 2), row(c, 3)),
+                      rows4(delta8(c, 0), delta8(c, 1), delta8(c, 2), delta8(c, 3)));
+  }
+  TANDEM_AVX2 __m256i scale16(int j) const { return bcast_scale16(sc8, j); }
+  TANDEM_AVX2 __m256i dot(__m256i qv, int c, __m256i y) const {
+    return _mm256_madd_epi16(signed_pairs(qv, y), pair_scales(sc8, c));
+  }
+  TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
+    const __m256i v = iq1_quants(_mm256_set1_epi64x(static_cast<int64_t>(row(c, g))),
+                                 _mm256_set1_epi64x(static_cast<int64_t>(delta8(c, g))));
+    return signed_pairs(v, y4);
   }
 };

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/quant_random_blocks.h"
 #include "cpu_worker/matmul.h"
 #include "cpu_worker/repack_x4.h"
 #include "cpu_worker/repack_x8.h"
@@ -90,7 +91,7 @@ double read_probe_gbps(int threads, size_t bytes, int reps) {
 
 void check_matvec(core::quant::Type type, int64_t cols) {
   const auto& tr = core::quant::traits(type);
-  if (!tr.from_float || !best_vec_dot(type))
+  if ((!tr.from_float && !core::quant::random_rows_supported(type)) || !best_vec_dot(type))
     throw core::Error("no quantizer or dot product for " + std::string(tr.name));
   core::quant::row_bytes(type, cols);  // throws for rows that are not whole blocks
 }
@@ -105,7 +106,12 @@ KernelThroughput matvec_throughput(core::quant::Type type, int64_t rows, int64_t
   std::vector<float> x(static_cast<size_t>(cols));         // one f32 row (weights, then the input)
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::mt19937_64 block_rng(7);  // i-quants without a quantizer: random valid blocks
   for (int64_t r = 0; r < std::min(rows, kDistinct); ++r) {
+    if (!tr.from_float) {
+      quant::random_valid_row(type, block_rng, 0.02f, w.data() + r * rb, cols);
+      continue;
+    }
     for (auto& v : x) v = nd(rng);
     tr.from_float(x.data(), w.data() + r * rb, cols);
   }

@@ -20,11 +20,12 @@ namespace {
 namespace q = core::quant;
 using q::Type;
 
-const Type kSimdIQuants[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S, Type::IQ4_XS};
+const Type kSimdIQuants[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS,
+                             Type::IQ3_S,   Type::IQ4_XS, Type::IQ1_S, Type::IQ1_M};
 // IQ4_NL pairs with Q8_0 activations and belongs to the legacy kernel family
 // (its four-row kernels are checked in test_engine.cpp's DotRows tests).
-const Type kOneRowIQuants[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS,
-                               Type::IQ3_S,   Type::IQ4_XS, Type::IQ4_NL};
+const Type kOneRowIQuants[] = {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S,
+                               Type::IQ4_XS,  Type::IQ1_S,  Type::IQ1_M, Type::IQ4_NL};
 
 std::vector<float> gauss(int64_t n, std::mt19937_64& rng) {
   std::normal_distribution<float> nd(0.f, 1.f);
