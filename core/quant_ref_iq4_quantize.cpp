@@ -12,29 +12,16 @@
 
 #include "core/quant_blocks.h"
 #include "core/quant_iq_tables.h"
+#include "core/quant_ref_common.h"  // also: FMA contraction off for this file
 #include "core/quant_reference.h"
-
-// See quant_ref_legacy.cpp: FMA contraction would break bit-exactness.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 namespace tandem::core::quant::ref {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS
+using detail::kGroupMaxEps;
+using detail::nearest_int;
 constexpr int kTries = 7;               // ggml's ntry for both IQ4 types
 constexpr int kGroup = 32;              // values sharing one scale
-
-// Round to nearest, ties to even, via the float magic number (ggml's nearest_int).
-inline int nearest_int(float fval) {
-  const float val = fval + 12582912.f;
-  int i;
-  std::memcpy(&i, &val, sizeof(int));
-  return (i & 0x007fffff) - 0x00400000;
-}
 
 // Index of the level nearest x in the sorted 16 levels; ties go up. The
 // same choice as ggml's binary search (best_index_int8), found by counting

@@ -13,13 +13,8 @@
 
 #include "core/quant_blocks.h"
 #include "core/quant_iq_tables.h"
+#include "core/quant_ref_common.h"  // also: FMA contraction off for this file
 #include "core/quant_reference.h"
-
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 namespace tandem::core::quant::ref {
 namespace {

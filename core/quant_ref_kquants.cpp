@@ -12,19 +12,14 @@
 
 #include "core/quant_blocks.h"
 #include "core/quant_dequant.h"
+#include "core/quant_ref_common.h"  // also: FMA contraction off for this file
 #include "core/quant_reference.h"
-
-// See quant_ref_legacy.cpp: FMA contraction would break bit-exactness.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 namespace tandem::core::quant::ref {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS
+using detail::kGroupMaxEps;
+using detail::nearest_int;
 
 template <typename T>
 inline T min_of(T a, T b) {
@@ -35,14 +30,6 @@ inline T max_of(T a, T b) {
   return a > b ? a : b;
 }
 
-// Round to nearest, ties to even, via the float magic number (ggml's
-// nearest_int); valid for |fval| <= 2^22, which the callers guarantee.
-inline int nearest_int(float fval) {
-  const float val = fval + 12582912.f;
-  int i;
-  std::memcpy(&i, &val, sizeof(int));
-  return (i & 0x007fffff) - 0x00400000;
-}
 
 // Symmetric quantization of n values to -nmax..nmax-1 (stored + nmax),
 // choosing the scale that minimises the weighted squared error over a small

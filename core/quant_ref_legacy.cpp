@@ -10,16 +10,11 @@
 
 #include "core/quant_blocks.h"
 #include "core/quant_dequant.h"
+#include "core/quant_ref_common.h"  // also: FMA contraction off for this file
 #include "core/quant_reference.h"
 
-// A fused multiply-add rounds once where ggml rounds twice (e.g. Q4_1's
-// d*q + m), so results would stop being bit-exact when this file is built
-// with FMA available (-march=native). Keep contraction off for the file.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// (A fused multiply-add rounds once where ggml rounds twice, e.g. Q4_1's
+// d*q + m, so results would stop being bit-exact with -march=native.)
 
 namespace tandem::core::quant::ref {
 namespace {
@@ -42,14 +37,9 @@ inline int8_t roundf_to_i8(float v) {
   return static_cast<int8_t>(r);
 }
 
-// Round to nearest, ties to even: ggml's nearest_int magic-number trick,
-// which is what _mm256_round_ps(_MM_ROUND_NEAREST) computes for |v| <= 2^22.
-inline int nearest_int(float fval) {
-  const float val = fval + 12582912.f;
-  int i;
-  std::memcpy(&i, &val, sizeof(int));
-  return (i & 0x007fffff) - 0x00400000;
-}
+// Round to nearest, ties to even (what _mm256_round_ps(_MM_ROUND_NEAREST)
+// computes for |v| <= 2^22).
+using detail::nearest_int;
 
 // _mm256_cvtps_epi32 + the saturating packs of the x86 quantizers. The input
 // is already an integer-valued float in -127..127 for finite data.

@@ -66,10 +66,11 @@ def last_logits(llm):
     return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
 
 
-def greedy():
-    llm = Llama(model_path=MODEL, logits_all=False, **CTX_SETTINGS)
+def greedy(model=None, prompts=None):
+    """llama.cpp's N_NEW greedy tokens for each prompt (default: MODEL, PROMPTS)."""
+    llm = Llama(model_path=model or MODEL, logits_all=False, **CTX_SETTINGS)
     cases = []
-    for p in PROMPTS:
+    for p in prompts or PROMPTS:
         ids = llm.tokenize(p["text"].encode("utf-8"), add_bos=False, special=p["chat"])
         llm.reset()
         llm.eval(ids)

@@ -29,21 +29,18 @@ import zlib
 
 os.environ["LLAMA_ATTN_ROT_DISABLE"] = "1"
 
-import numpy as np
 import llama_cpp
-from llama_cpp import Llama
 import gguf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_generation_golden import PROMPTS, last_logits, perplexity  # noqa: E402
+from make_generation_golden import PROMPTS, greedy, perplexity  # noqa: E402
 
 CACHE = os.path.expanduser(os.environ.get("TANDEM_MODEL_DIR", "~/.cache/tandem/models"))
 SOURCE = sys.argv[1] if len(sys.argv) > 1 else os.path.join(CACHE, "SmolLM2-135M-Instruct.Q4_1.gguf")
 FTYPES = {"IQ4_NL": llama_cpp.LLAMA_FTYPE_MOSTLY_IQ4_NL, "IQ4_XS": llama_cpp.LLAMA_FTYPE_MOSTLY_IQ4_XS,
           "IQ3_S": llama_cpp.LLAMA_FTYPE_MOSTLY_IQ3_S, "IQ3_XXS": llama_cpp.LLAMA_FTYPE_MOSTLY_IQ3_XXS}
 CASES = [p for p in PROMPTS if p["name"] in ("plain_story", "plain_code", "chat_sky", "chat_math")]
-N_NEW = 64
 GGML_Q8_0 = 8
 
 
@@ -65,24 +62,6 @@ def tensors(path):
     return [{"name": t.name, "type": t.tensor_type.name, "crc32": crc32(t.data.tobytes())} for t in r.tensors]
 
 
-def greedy(path):
-    llm = Llama(model_path=path, n_ctx=1024, n_batch=512, n_threads=2, seed=0, verbose=False,
-                flash_attn=True, type_k=GGML_Q8_0, type_v=GGML_Q8_0)
-    out = []
-    for p in CASES:
-        ids = llm.tokenize(p["text"].encode("utf-8"), add_bos=False, special=p["chat"])
-        llm.reset()
-        llm.eval(ids)
-        gen = []
-        for _ in range(N_NEW):
-            tok = int(np.argmax(last_logits(llm)))
-            gen.append(tok)
-            llm.eval([tok])
-        out.append({"name": p["name"], "chat": p["chat"], "prompt": p["text"],
-                    "prompt_ids": [int(t) for t in ids], "output_ids": gen})
-    return out
-
-
 def main():
     import make_generation_golden as mg
     doc = {"meta": {"llama_cpp_python": llama_cpp.__version__, "gguf_py": gguf.__version__ if hasattr(gguf, "__version__") else "0.19.0",
@@ -91,7 +70,7 @@ def main():
                     "quantize": "llama_model_quantize, no imatrix, allow_requantize",
                     "greedy": "n_ctx=1024 n_batch=512 n_threads=2 flash_attn q8_0 KV, LLAMA_ATTN_ROT_DISABLE=1",
                     "perplexity": "kjv_genesis_1-25.txt, ctx 512, q8_0 KV, flash_attn"},
-           "new_tokens": N_NEW, "files": []}
+           "new_tokens": 64, "files": []}
     for name, ftype in FTYPES.items():
         path = os.path.join(CACHE, "SmolLM2-135M-Instruct.%s.llamacpp.gguf" % name)
         if not os.path.exists(path):
@@ -100,7 +79,7 @@ def main():
         ppl = perplexity(os.path.join(HERE, "kjv_genesis_1-25.txt"), 512, GGML_Q8_0, GGML_Q8_0)
         print(name, "ppl", ppl["ppl"], file=sys.stderr)
         doc["files"].append({"ftype": name, "file": os.path.basename(path), "tensors": tensors(path),
-                             "cases": greedy(path), "perplexity_q8_0": ppl})
+                             "cases": greedy(path, CASES), "perplexity_q8_0": ppl})
     with open(os.path.join(HERE, "smollm2_iquant_golden.json"), "w") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)
         f.write("\n")

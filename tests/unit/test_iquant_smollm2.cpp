@@ -21,6 +21,7 @@
 #include "core/requantize.h"
 #include "core/tokenizer.h"
 #include "cpu_worker/llama_engine.h"
+#include "tests/unit/engine_golden_support.h"
 #include "tests/unit/test_support.h"
 
 namespace tandem {
@@ -136,31 +137,10 @@ TEST_P(SmolLM2IQuant, FixtureTensorsEqualLlamaCpps) {
   }
 }
 
-struct Loaded {
-  std::shared_ptr<core::gguf::File> file;
-  std::unique_ptr<core::Tokenizer> tok;
-  std::unique_ptr<cpu::LlamaEngine> eng;
-};
+using test::argmax;
 
-Loaded load(const std::string& path, int ctx) {
-  Loaded l;
-  l.file = std::shared_ptr<core::gguf::File>(core::gguf::File::open(path));
-  l.tok = std::make_unique<core::Tokenizer>(core::vocab_from_gguf(*l.file));
-  cpu::EngineOptions eo;
-  eo.threads = 2;
-  eo.kv.n_ctx = ctx;
-  eo.kv.k_type = q::Type::Q8_0;  // the goldens' cache (llama.cpp flash attention, q8_0)
-  eo.kv.v_type = q::Type::Q8_0;
-  l.eng = std::make_unique<cpu::LlamaEngine>(l.file, cpu::ShardSpec{}, eo);
-  return l;
-}
-
-int32_t argmax(const std::vector<float>& v) {
-  int32_t best = 0;
-  for (size_t i = 1; i < v.size(); ++i)
-    if (v[i] > v[best]) best = static_cast<int32_t>(i);
-  return best;
-}
+// The goldens' cache: llama.cpp's flash attention over q8_0.
+test::LoadedModel load(const std::string& path, int ctx) { return test::load_model(path, ctx, q::Type::Q8_0); }
 
 // llama.cpp's 64 greedy tokens, teacher-forced: at every step its token must
 // be our argmax or a near tie with it (within kNearTie logits), at least
@@ -187,7 +167,7 @@ constexpr double kMinExact = 0.94;
 TEST_P(SmolLM2IQuant, GreedyTokensAreLlamaCppsOrNearTies) {
   TANDEM_FIXTURE_OR_SKIP(path, GetParam());
   const json& g = golden_file(GetParam());
-  Loaded l = load(path, 1024);
+  test::LoadedModel l = load(path, 1024);
   ASSERT_GE(g["cases"].size(), 4u);
   int steps = 0, exact = 0;
   float worst = 0;
@@ -229,23 +209,14 @@ TEST_P(SmolLM2IQuant, PerplexityOfTwoChunksNearLlamaCpps) {
   const json& run = golden_file(GetParam())["perplexity_q8_0"];
   const int n_ctx = 512, chunks = 2;
   const double want = run["ppl_after_chunk"][chunks - 1].get<double>();
-  Loaded l = load(path, n_ctx);
+  test::LoadedModel l = load(path, n_ctx);
   const std::string text = test::read_file(test::source_dir() + "/tests/data/kjv_genesis_1-25.txt");
   const auto tokens = l.tok->encode(text, l.tok->add_bos_default(), false);
   ASSERT_EQ(static_cast<int64_t>(tokens.size()), run["tokens"].get<int64_t>()) << "tokenization differs from llama.cpp";
-  core::PerplexityAccumulator acc;
-  std::vector<float> logits;
-  const int32_t n_vocab = l.eng->config().n_vocab;
-  for (int c = 0; c < chunks; ++c) {
-    const std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
-    l.eng->forward(chunk, 0, 0, true, logits);
-    for (int i = n_ctx / 2; i < n_ctx - 1; ++i)
-      acc.add(-core::log_softmax_at(std::span<const float>(logits.data() + static_cast<size_t>(i) * n_vocab, n_vocab),
-                                    chunk[i + 1]));
-  }
-  EXPECT_NEAR(acc.ppl(), want, want * 0.03) << "perplexity after " << chunks << " chunks";
-  std::printf("[ iq ppl ] %s: %.6f after %d chunks (llama.cpp %.6f, %+.2e relative)\n", GetParam().c_str(), acc.ppl(),
-              chunks, want, acc.ppl() / want - 1);
+  const double ppl = test::chunked_perplexity(l, tokens, n_ctx, chunks);
+  EXPECT_NEAR(ppl, want, want * 0.03) << "perplexity after " << chunks << " chunks";
+  std::printf("[ iq ppl ] %s: %.6f after %d chunks (llama.cpp %.6f, %+.2e relative)\n", GetParam().c_str(), ppl, chunks,
+              want, ppl / want - 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, SmolLM2IQuant, testing::Values("IQ4_NL", "IQ4_XS", "IQ3_S", "IQ3_XXS"),

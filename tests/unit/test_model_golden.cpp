@@ -9,6 +9,7 @@
 #include "core/perplexity.h"
 #include "core/tokenizer.h"
 #include "cpu_worker/llama_engine.h"
+#include "tests/unit/engine_golden_support.h"
 #include "tests/unit/test_support.h"
 
 namespace tandem {
@@ -23,37 +24,17 @@ json load_golden(const std::string& name) {
   return json::parse(s);
 }
 
-struct Loaded {
-  std::shared_ptr<core::gguf::File> file;
-  std::unique_ptr<core::Tokenizer> tok;
-  std::unique_ptr<cpu::LlamaEngine> eng;
-};
+using test::argmax;
 
-Loaded load(const std::string& path, int ctx, core::quant::Type kv_type, int threads = 2) {
-  Loaded l;
-  l.file = std::shared_ptr<core::gguf::File>(core::gguf::File::open(path));
-  l.tok = std::make_unique<core::Tokenizer>(core::vocab_from_gguf(*l.file));
-  cpu::EngineOptions eo;
-  eo.threads = threads;
-  eo.kv.n_ctx = ctx;
-  eo.kv.k_type = kv_type;
-  eo.kv.v_type = kv_type;
-  l.eng = std::make_unique<cpu::LlamaEngine>(l.file, cpu::ShardSpec{}, eo);
-  return l;
-}
-
-int32_t argmax(const std::vector<float>& v) {
-  int32_t best = 0;
-  for (size_t i = 1; i < v.size(); ++i)
-    if (v[i] > v[best]) best = static_cast<int32_t>(i);
-  return best;
+test::LoadedModel load(const std::string& path, int ctx, core::quant::Type kv_type) {
+  return test::load_model(path, ctx, kv_type);
 }
 
 TEST(ModelGolden, GreedyTokensEqualLlamaCpp) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
   const json g = load_golden("smollm2_greedy_golden.json");
   // The golden was made with llama.cpp's flash attention over a q8_0 cache.
-  Loaded l = load(model, 1024, core::quant::Type::Q8_0);
+  test::LoadedModel l = load(model, 1024, core::quant::Type::Q8_0);
   ASSERT_GE(g["cases"].size(), 8u);
   for (const auto& c : g["cases"]) {
     SCOPED_TRACE(c["name"].get<std::string>());
@@ -85,21 +66,12 @@ void check_ppl(const char* kv_name, core::quant::Type kv_type, int chunks, doubl
   const int n_ctx = g["ctx"].get<int>();
   const json& run = g["runs"][kv_name];
   const double want = run["ppl_after_chunk"][chunks - 1].get<double>();
-  Loaded l = load(model, n_ctx, kv_type);
+  test::LoadedModel l = load(model, n_ctx, kv_type);
   const std::string text = test::read_file(test::source_dir() + "/tests/data/" + g["meta"]["text"].get<std::string>());
   const auto tokens = l.tok->encode(text, l.tok->add_bos_default(), false);
   ASSERT_EQ(static_cast<int64_t>(tokens.size()), run["tokens"].get<int64_t>()) << "tokenization differs from llama.cpp";
-  core::PerplexityAccumulator acc;
-  std::vector<float> logits;
-  const int32_t n_vocab = l.eng->config().n_vocab;
-  for (int c = 0; c < chunks; ++c) {
-    std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
-    l.eng->forward(chunk, 0, 0, true, logits);
-    for (int i = n_ctx / 2; i < n_ctx - 1; ++i)
-      acc.add(-core::log_softmax_at(std::span<const float>(logits.data() + static_cast<size_t>(i) * n_vocab, n_vocab),
-                                    chunk[i + 1]));
-  }
-  EXPECT_NEAR(acc.ppl(), want, want * rel_tol) << "perplexity after " << chunks << " chunks, KV " << kv_name;
+  const double ppl = test::chunked_perplexity(l, tokens, n_ctx, chunks);
+  EXPECT_NEAR(ppl, want, want * rel_tol) << "perplexity after " << chunks << " chunks, KV " << kv_name;
 }
 
 // llama.cpp's f16 golden comes from its non-flash attention path, which sums
