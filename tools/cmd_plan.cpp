@@ -92,7 +92,7 @@ uint64_t mem_total() {
 // weight type with a dot product has both, the i-quants included: their CUDA
 // kernels (gemv_iquants.cu) are compiled and their block decoders checked
 // bit for bit against the reference on the host, but they have not yet run
-// on a GPU in CI.
+// on a GPU.
 bool servable(const std::string& type_name) {
   const auto t = core::quant::type_from_name(type_name);
   if (!t) return false;  // "2.40bpw": a format Tandem does not read
