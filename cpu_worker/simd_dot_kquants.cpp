@@ -311,6 +311,15 @@ constexpr bool wide_quants() {
   return false;
 }
 
+// Wide decoders whose magnitudes stay ≤ 64 (the IQ2 and IQ3 grids, up to
+// 62): two groups' int16 pair sums stay below 2^15 (2·2·64·127 < 32768),
+// so the prefill kernel widens pairs of groups, half the multiply-adds.
+template <typename P>
+constexpr bool pair_quants() {
+  if constexpr (requires { P::kPairQuants; }) return P::kPairQuants;
+  return false;
+}
+
 // Blocks to prefetch ahead: four K-quant super-blocks (576-840 bytes); the
 // i-quants' blocks are a half or less of that, so they look ~1 KiB ahead.
 template <typename P>
@@ -368,7 +377,14 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
 #pragma GCC unroll 8
       for (int c = 0; c < 8; ++c) {
         const uint8_t* yc = reinterpret_cast<const uint8_t*>(yb.qs) + 128 * c;  // groups 4c .. 4c+3
-        if constexpr (wide_quants<P>()) {
+        if constexpr (pair_quants<P>()) {
+          // Two groups (sharing one scale) per widening (quants up to 64).
+          for (int h = 0; h < 2; ++h) {
+            const __m256i s16 = _mm256_add_epi16(blk.group_dot(c, 2 * h, load32(yc + 64 * h)),
+                                                 blk.group_dot(c, 2 * h + 1, load32(yc + 64 * h + 32)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s16, blk.scale16(P::kScalePer32 ? c : 2 * c + h)));
+          }
+        } else if constexpr (wide_quants<P>()) {
           // Each group's int16 pairs widened on their own (quants up to 127).
           for (int g = 0; g < 4; ++g)
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(blk.group_dot(c, g, load32(yc + 32 * g)),

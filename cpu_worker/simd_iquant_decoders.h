@@ -9,7 +9,8 @@
 // (_mm256_sign_epi8), which is safe because Q8_K values lie in -127..127.
 // IQ4_XS stores signed levels: maddubs(|q|, sign(y, q)). Products of pairs
 // stay below 2^15 (magnitudes ≤ 127), but four groups of them may not, so
-// these decoders set kWideQuants and the prefill kernel widens each group.
+// these decoders set kWideQuants and the prefill kernel widens each group;
+// the grid decoders (magnitudes ≤ 62) set kPairQuants: two groups at a time.
 // The fixed factors of ggml's formulas (0.125 for IQ2, 0.25 for IQ3_XXS) are
 // powers of two folded into d(), which is exact. IQ1 values are
 // scale · (grid + delta) with grid in {-1, 0, 1} and delta = ±1/8: eight
@@ -18,6 +19,22 @@
 // bytes) are prefetched ~1 KiB ahead like the others (kSmallBlocks).
 // The including file includes core/quant_iq_tables.h at namespace scope.
 #pragma once
+
+// The largest byte of a grid table: kPairQuants needs ≤ 64.
+template <typename Row, size_t N>
+constexpr int max_grid_byte(const Row (&grid)[N]) {
+  int m = 0;
+  for (size_t i = 0; i < N; ++i)
+    for (size_t j = 0; j < sizeof(Row); ++j) {
+      const int b = static_cast<int>((grid[i] >> (8 * j)) & 0xFF);
+      m = b > m ? b : m;
+    }
+  return m;
+}
+static_assert(max_grid_byte(q::iq2xxs_grid) <= 64 && max_grid_byte(q::iq2xs_grid) <= 64 &&
+                  max_grid_byte(q::iq2s_grid) <= 64 && max_grid_byte(q::iq3xxs_grid) <= 64 &&
+                  max_grid_byte(q::iq3s_grid) <= 64,
+              "kPairQuants: two groups' pair sums must fit int16");
 
 TANDEM_AVX2 inline __m256i rows4(uint64_t r0, uint64_t r1, uint64_t r2, uint64_t r3) {
   return _mm256_set_epi64x(static_cast<int64_t>(r3), static_cast<int64_t>(r2), static_cast<int64_t>(r1),
@@ -81,7 +98,8 @@ struct GridDecoder {
 
 struct IQ2XXS : GridDecoder<IQ2XXS> {
   using Block = q::BlockIQ2_XXS;
-  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
+                        kPairQuants = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ2XXS(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
@@ -96,7 +114,8 @@ struct IQ2XXS : GridDecoder<IQ2XXS> {
 
 struct IQ2XS : GridDecoder<IQ2XS> {
   using Block = q::BlockIQ2_XS;
-  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true,
+                        kPairQuants = true;
   const Block& x;
   __m128i sc8;  // 16 int8 scales 2s+1, one per 16 values
   TANDEM_AVX2 explicit IQ2XS(const Block& b) : x(b), sc8(odd_scales16(b.scales)) {}
@@ -110,7 +129,8 @@ struct IQ2XS : GridDecoder<IQ2XS> {
 
 struct IQ2S : GridDecoder<IQ2S> {
   using Block = q::BlockIQ2_S;
-  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true,
+                        kPairQuants = true;
   const Block& x;
   __m128i sc8;
   TANDEM_AVX2 explicit IQ2S(const Block& b) : x(b), sc8(odd_scales16(b.scales)) {}
@@ -126,7 +146,8 @@ struct IQ2S : GridDecoder<IQ2S> {
 
 struct IQ3XXS : GridDecoder<IQ3XXS> {
   using Block = q::BlockIQ3_XXS;
-  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
+                        kPairQuants = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ3XXS(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d) * 0.25f; }
@@ -143,7 +164,8 @@ struct IQ3XXS : GridDecoder<IQ3XXS> {
 
 struct IQ3S : GridDecoder<IQ3S> {
   using Block = q::BlockIQ3_S;
-  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
+                        kPairQuants = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ3S(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d); }
