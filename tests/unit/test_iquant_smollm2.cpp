@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "core/gguf_file.h"
 #include "core/perplexity.h"
@@ -93,12 +94,16 @@ TEST(SmolLM2IQuantFiles, QuantizerWritesLlamaCppsBytes) {
   const core::MixModel mm = core::mix_model_of(*src);
   for (const std::string ftype : {"IQ4_NL", "IQ4_XS"}) {
     SCOPED_TRACE(ftype);
-    const core::QuantMix mix = *core::mix_from_name(ftype);
+    const std::optional<core::QuantMix> mix_opt = core::mix_from_name(ftype);
+    ASSERT_TRUE(mix_opt.has_value()) << "no quantization mix named " << ftype;
+    const core::QuantMix mix = *mix_opt;
     int checked_bytes = 0;
     for (const json& t : golden_file(ftype)["tensors"]) {
       const std::string name = t["name"];
       const core::gguf::TensorInfo& in = src->tensor(name);
-      const q::Type want = *q::type_from_name(t["type"].get<std::string>());
+      const std::optional<q::Type> want_opt = q::type_from_name(t["type"].get<std::string>());
+      ASSERT_TRUE(want_opt.has_value()) << name << ": unknown type " << t["type"] << " in the golden";
+      const q::Type want = *want_opt;
       if (in.shape.size() < 2) {  // norms stay as they are
         EXPECT_EQ(in.type, want) << name;
         continue;
