@@ -40,7 +40,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       pipeline_up(gauge(r, "tandem_pipeline_up", "1 when both workers are up and connected")),
       restarts(prometheus::BuildCounter()
                    .Name("tandem_worker_restarts_total")
-                   .Help("Worker processes restarted by the supervisor")
-                   .Register(r)) {}
+                   .Help("Worker processes restarted: by the supervisor, or (attach mode) found restarted")
+                   .Register(r)),
+      model_info(prometheus::BuildGauge()
+                     .Name("tandem_model_info")
+                     .Help("The served model (value 1): model name, GGUF file name, file type")
+                     .Register(r)) {}
 
 }  // namespace tandem::services

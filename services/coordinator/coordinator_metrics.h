@@ -31,6 +31,9 @@ struct CoordinatorMetrics {
   prometheus::Gauge& kv_slots_total;
   prometheus::Gauge& pipeline_up;
   prometheus::Family<prometheus::Counter>& restarts;
+  // One series, value 1: model (--model-name), file (basename), quant (the
+  // file type). Dashboards pick instances by model through it.
+  prometheus::Family<prometheus::Gauge>& model_info;
 };
 
 }  // namespace tandem::services

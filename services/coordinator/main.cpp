@@ -17,6 +17,7 @@
 #include "core/model_config.h"
 #include "core/plan/memory_plan.h"
 #include "core/model_paths.h"
+#include "core/quant_mix.h"
 #include "core/quant_types.h"
 #include "core/tokenizer.h"
 #include "services/common/metrics_server.h"
@@ -51,7 +52,17 @@ struct Options {
   std::string gpu_model, cpu_model;        // per-shard files (default: --model)
   std::string vram;                        // --gpu-layers auto: the card's memory ("" : nvidia-smi)
   std::string gpu_memory_limit;            // handed to the GPU worker as --memory-limit
+  std::string model_name;                  // tandem_model_info{model}: default the file name without .gguf
 };
+
+// The file type llama.cpp wrote (general.file_type) as its mix name: Q4_K_M, IQ2_XXS, ...
+std::string file_type_name(const core::gguf::File& f) {
+  const auto ft = f.get_int("general.file_type");
+  if (!ft) return "unknown";
+  for (core::QuantMix m : core::all_mixes())
+    if (core::mix_file_type(m) == static_cast<uint32_t>(*ft)) return std::string(core::mix_name(m));
+  return "file_type_" + std::to_string(*ft);
+}
 
 std::string self_dir() {
   std::error_code ec;
@@ -189,6 +200,15 @@ int run(const Options& o) {
 
   MetricsServer metrics(o.metrics);
   CoordinatorMetrics cm(metrics.registry());
+  {
+    std::string stem = std::filesystem::path(model).filename().string();
+    if (stem.size() > 5 && stem.ends_with(".gguf")) stem.resize(stem.size() - 5);
+    cm.model_info
+        .Add({{"model", o.model_name.empty() ? stem : o.model_name},
+              {"file", std::filesystem::path(model).filename().string()},
+              {"quant", file_type_name(*file)}})
+        .Set(1);
+  }
 
   const bool attach = !o.attach_gpu.empty() || !o.attach_cpu.empty();
   if (attach && (o.attach_gpu.empty() || o.attach_cpu.empty()))
@@ -235,10 +255,13 @@ int run(const Options& o) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) throw core::Error("cannot listen on '" + o.listen + "' (address in use or invalid)");
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  // grpc.health.v1: "" and tandem.v1.Inference answer SERVING while the
+  // pipeline is up (readiness); "liveness" while this process runs.
   auto set_serving = [health](bool up) {
-    health->SetServingStatus(up);  // "" (the whole server)
+    health->SetServingStatus("", up);
     health->SetServingStatus(tandem::v1::Inference::service_full_name(), up);
   };
+  health->SetServingStatus("liveness", true);
   set_serving(false);
   pipeline.on_state_change([&](bool up, const std::string& why) {
     cm.pipeline_up.Set(up ? 1 : 0);
@@ -248,6 +271,7 @@ int run(const Options& o) {
 
   Supervisor supervisor(pipeline, procs, addresses, !attach);
   supervisor.on_restart([&](const std::string& role) { cm.restarts.Add({{"worker", role}}).Increment(); });
+  if (attach) pipeline.on_worker_restart([&](const std::string& role) { cm.restarts.Add({{"worker", role}}).Increment(); });
   supervisor.start();
 
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));
@@ -276,6 +300,8 @@ int main(int argc, char** argv) {
   Options o;
   app.add_option("-m,--model", o.model, "GGUF model (default: the cached SmolLM2-135M-Instruct Q4_1)");
   app.add_option("--listen", o.listen, "gRPC address HOST:PORT (port 0: any free port)");
+  app.add_option("--model-name", o.model_name,
+                 "the model's name in metrics (tandem_model_info{model}); default: the file name without .gguf");
   app.add_option("--metrics", o.metrics, "Prometheus endpoint HOST:PORT (port 0: any free port)");
   app.add_option("--gpu-layers", o.gpu_layers,
                  "layers on the GPU worker: a number, or auto (the memory planner under --vram; backs off a layer "

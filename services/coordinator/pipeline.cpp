@@ -80,9 +80,12 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
       if (!s.ok()) throw core::Error(rpc_error(p.role + " worker at " + addresses[i] + " does not answer", s));
     }
     status_[i].metrics_url = h.metrics_url();
+    const bool same_process = h.pid() == status_[i].pid && h.incarnation() == status_[i].incarnation;
+    if (status_[i].incarnation != 0 && h.incarnation() != status_[i].incarnation && on_restart_) on_restart_(p.role);
+    status_[i].incarnation = h.incarnation();
     // A worker that kept its process also kept its shard: reloading a 40 GB
     // shard because the *other* worker restarted would be waste.
-    if (h.loaded() && status_[i].up && h.pid() == status_[i].pid) continue;
+    if (h.loaded() && status_[i].up && same_process) continue;
     pb::LoadShardRequest req;
     const std::string& model = p.model_path.empty() ? cfg_.model_path : p.model_path;
     req.set_model_path(model);
@@ -185,7 +188,7 @@ bool Pipeline::probe(std::string& why) {
       status_[i].up = false;
       return false;
     }
-    if (up_ && (!h.loaded() || !h.connected() || h.pid() != status_[i].pid)) {
+    if (up_ && (!h.loaded() || !h.connected() || h.pid() != status_[i].pid || h.incarnation() != status_[i].incarnation)) {
       why = plans_[i].role + " worker restarted or lost its shard (pid " + std::to_string(h.pid()) + ")";
       status_[i].up = false;
       return false;

@@ -66,6 +66,7 @@ struct StageStatus {
   StagePlan plan;
   std::string address;
   int64_t pid = 0;
+  uint64_t incarnation = 0;  // WorkerHealth.incarnation of the process that holds the shard
   std::string device, memory, metrics_url, model_path;
   uint64_t weight_bytes = 0, kv_bytes = 0;
   bool up = false;
@@ -81,6 +82,10 @@ class Pipeline {
 
   // Called with true when an incarnation comes up, false when it goes down.
   void on_state_change(std::function<void(bool up, const std::string& why)> cb) { on_state_ = std::move(cb); }
+  // Called from bring_up when a worker answers as another process than the
+  // one seen before (its incarnation changed): a restart the coordinator did
+  // not cause itself, as when Kubernetes restarts a worker container.
+  void on_worker_restart(std::function<void(const std::string& role)> cb) { on_restart_ = std::move(cb); }
 
   // Loads the shards (skipped for a worker that still holds them: same pid,
   // loaded) and connects fresh rings. Throws core::Error saying which worker
@@ -111,6 +116,7 @@ class Pipeline {
   PipelineConfig cfg_;
   std::vector<StagePlan> plans_;
   std::function<void(bool, const std::string&)> on_state_;
+  std::function<void(const std::string&)> on_restart_;
 
   std::mutex mu_;  // guards stubs_, status_, rings_ swaps
   std::vector<std::string> addresses_;

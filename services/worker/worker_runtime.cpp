@@ -1,6 +1,7 @@
 #include "services/worker/worker_runtime.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -254,7 +256,15 @@ class Worker final : public pb::Worker::Service {
     h->set_device(stage_ ? device_ : "");
     h->set_metrics_url(metrics_server_.url());
     h->set_role(opt_.role);
+    h->set_incarnation(incarnation_);
     return grpc::Status::OK;
+  }
+
+  // What the standard health service reports for "" and tandem.v1.Worker:
+  // a shard loaded and rings connected (Kubernetes readiness).
+  bool ready() {
+    std::lock_guard lk(mu_);
+    return stage_ != nullptr && pipe_ != nullptr;
   }
 
   grpc::Status Stats(grpc::ServerContext*, const pb::WorkerStatsRequest*, pb::WorkerStats* st) override {
@@ -528,6 +538,7 @@ class Worker final : public pb::Worker::Service {
   uint64_t weight_resident_ = 0;
   std::shared_ptr<Pipe> pipe_;
   std::atomic<uint64_t> generation_{0};
+  const uint64_t incarnation_ = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   std::vector<int32_t> seq_len_;  // [max_sequences] cached positions per slot
   uint64_t tokens_ = 0, batches_ = 0;
 
@@ -549,6 +560,7 @@ int run_worker(const WorkerOptions& opt, StageFactory factory) {
   block_shutdown_signals();
   MetricsServer metrics(opt.metrics_bind);
   Worker worker(opt, std::move(factory), metrics);
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(opt.listen, grpc::InsecureServerCredentials(), &port);
@@ -560,7 +572,27 @@ int run_worker(const WorkerOptions& opt, StageFactory factory) {
   std::printf("tandem-%s-worker: control on %s, metrics on %s, pid %d\n", opt.role.c_str(), addr.c_str(),
               metrics.url().c_str(), static_cast<int>(::getpid()));
   std::fflush(stdout);
+  // grpc.health.v1: "liveness" answers SERVING while the process runs; ""
+  // and tandem.v1.Worker follow ready(). Polled: loads and ring changes
+  // happen on several threads, and probes come every few seconds at most.
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("liveness", true);
+  std::atomic<bool> health_stop{false};
+  std::thread health_poll([&] {
+    int last = -1;
+    while (!health_stop) {
+      const int now = worker.ready() ? 1 : 0;
+      if (now != last) {
+        health->SetServingStatus("", now == 1);  // not the bool overload: that one sets "liveness" too
+        health->SetServingStatus(pb::Worker::service_full_name(), now == 1);
+        last = now;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
   const int sig = wait_for_shutdown(worker.shutdown_requested);
+  health_stop = true;
+  health_poll.join();
   std::fprintf(stderr, "tandem-%s-worker: shutting down (%s)\n", opt.role.c_str(), sig ? "signal" : "Shutdown RPC");
   server->Shutdown(std::chrono::system_clock::now() + 2s);
   worker.stop();

@@ -129,15 +129,20 @@ std::shared_ptr<grpc::Channel> Service::channel() { return grpc::CreateChannel(a
 
 std::unique_ptr<tandem::v1::Inference::Stub> Service::stub() { return tandem::v1::Inference::NewStub(channel()); }
 
-std::string Service::health() {
-  auto stub = grpc::health::v1::Health::NewStub(channel());
+std::string health_status(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
   grpc::health::v1::HealthCheckResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + 2s);
-  if (!stub->Check(&ctx, req, &resp).ok()) return "UNREACHABLE";
+  const grpc::Status s = stub->Check(&ctx, req, &resp);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return "NOT_FOUND";
+  if (!s.ok()) return "UNREACHABLE";
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
 }
+
+std::string Service::health(const std::string& service) { return health_status(channel(), service); }
 
 bool Service::wait_serving(std::chrono::milliseconds timeout) {
   const auto until = Clock::now() + timeout;

@@ -51,14 +51,18 @@ class Service {
   Process& process() { return *proc_; }
   std::shared_ptr<grpc::Channel> channel();
   std::unique_ptr<tandem::v1::Inference::Stub> stub();
-  // grpc.health.v1 status of the server: "SERVING", "NOT_SERVING" or "UNREACHABLE".
-  std::string health();
+  // grpc.health.v1 status of `service` ("" : the server): see health_status.
+  std::string health(const std::string& service = "");
   bool wait_serving(std::chrono::milliseconds timeout);
 
  private:
   std::unique_ptr<Process> proc_;
   std::string addr_, metrics_url_;
 };
+
+// grpc.health.v1 Check of `service` over `channel`: "SERVING", "NOT_SERVING",
+// "NOT_FOUND" (no such service registered) or "UNREACHABLE".
+std::string health_status(const std::shared_ptr<grpc::Channel>& channel, const std::string& service);
 
 // GET http://127.0.0.1:PORT/metrics body ("" on failure).
 std::string http_get(const std::string& url);

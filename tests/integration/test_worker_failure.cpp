@@ -103,6 +103,17 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   auto r = generate(*stub, greedy_request("The capital of France is", 8));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   EXPECT_EQ(r.ids, expected);
+  // What Kubernetes' gRPC probes ask: each worker is ready ("" and
+  // tandem.v1.Worker) once loaded and connected, and alive ("liveness").
+  auto worker_health = [&](const std::string& role, const std::string& service) {
+    return health_status(grpc::CreateChannel("unix:" + dir + "/" + role + ".sock", grpc::InsecureChannelCredentials()),
+                         service);
+  };
+  for (const std::string role : {"gpu", "cpu"}) {
+    EXPECT_EQ(worker_health(role, ""), "SERVING") << role;
+    EXPECT_EQ(worker_health(role, "tandem.v1.Worker"), "SERVING") << role;
+    EXPECT_EQ(worker_health(role, "liveness"), "SERVING") << role;
+  }
   // A worker that dies is noticed (control plane probe) and, once an
   // orchestrator restarts it at the same address, the pipeline comes back.
   ::kill(cpu->pid(), SIGKILL);
@@ -112,6 +123,11 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(down);
+  // Down is not dead: the coordinator stays live, so a liveness probe does
+  // not restart it while a worker comes back; the surviving worker still
+  // holds its shard but has lost its rings, so it is not ready.
+  EXPECT_EQ(svc.health("tandem.v1.Inference"), "NOT_SERVING");
+  EXPECT_EQ(svc.health("liveness"), "SERVING");
   cpu.reset();
   std::filesystem::remove(dir + "/cpu.sock");
   cpu = worker("cpu");
@@ -120,6 +136,15 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   auto again = generate(*stub, greedy_request("The capital of France is", 8));
   ASSERT_TRUE(again.status.ok()) << again.status.error_message();
   EXPECT_EQ(again.ids, expected);
+  // Attach mode counts the restart it found (a new incarnation), not one of its own.
+  const std::string body = http_get(svc.metrics_url());
+  EXPECT_EQ(metric(body, "tandem_worker_restarts_total{worker=\"cpu\"}"), 1) << body;
+  EXPECT_FALSE(metric(body, "tandem_worker_restarts_total{worker=\"gpu\"}").has_value()) << body;
+  // The model a dashboard selects by: the file's name and llama.cpp's file type.
+  const std::string file = std::filesystem::path(model).filename().string();
+  std::string series = "tandem_model_info{file=\"";
+  series.append(file).append("\",model=\"").append(file.substr(0, file.size() - 5)).append("\",quant=\"Q4_1\"}");
+  EXPECT_EQ(metric(body, series), 1) << body;
   svc.process().terminate();
   std::filesystem::remove_all(dir);
 }
