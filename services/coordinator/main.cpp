@@ -270,6 +270,8 @@ int run(const Options& o) {
   });
 
   Supervisor supervisor(pipeline, procs, addresses, !attach);
+  // Both series exist from the start at 0, so rate()/increase() see the first restart.
+  for (const StagePlan& s : stages) cm.restarts.Add({{"worker", s.role}});
   supervisor.on_restart([&](const std::string& role) { cm.restarts.Add({{"worker", role}}).Increment(); });
   if (attach) pipeline.on_worker_restart([&](const std::string& role) { cm.restarts.Add({{"worker", role}}).Increment(); });
   supervisor.start();
