@@ -8,6 +8,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
@@ -39,14 +42,40 @@ struct ClientOptions {
   double wait_s = 0;      // health: keep asking this long for SERVING
   std::string service;    // health: which service ("" = server)
   bool json = false;
+  std::string tls_ca;     // PEM CA to verify the server with: TLS on ("" : plaintext, unless tls_cert)
+  std::string tls_cert, tls_key;  // PEM client certificate and key (mTLS)
+  std::string tls_server_name;    // name the server's certificate must carry (default: the host of --addr)
+  std::string token;      // bearer token (default: $TANDEM_TOKEN)
 };
 
-std::shared_ptr<grpc::Channel> channel(const ClientOptions& o) {
-  return grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+std::string read_file(const std::string& path, const char* option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw core::Error(std::string(option) + " " + path + ": cannot read it");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-void set_deadline(grpc::ClientContext& ctx, double seconds) {
+std::shared_ptr<grpc::Channel> channel(const ClientOptions& o) {
+  if (o.tls_ca.empty() && o.tls_cert.empty()) return grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  if (o.tls_cert.empty() != o.tls_key.empty()) throw core::Error("--tls-cert and --tls-key go together");
+  grpc::SslCredentialsOptions ssl;
+  if (!o.tls_ca.empty()) ssl.pem_root_certs = read_file(o.tls_ca, "--tls-ca");  // else the system's roots
+  if (!o.tls_cert.empty()) {
+    ssl.pem_cert_chain = read_file(o.tls_cert, "--tls-cert");
+    ssl.pem_private_key = read_file(o.tls_key, "--tls-key");
+  }
+  grpc::ChannelArguments args;
+  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
+  return grpc::CreateCustomChannel(o.addr, grpc::SslCredentials(ssl), args);
+}
+
+// Every call: its deadline (0: none) and, when there is one, the bearer token.
+void set_deadline(grpc::ClientContext& ctx, const ClientOptions& o, double seconds) {
   if (seconds > 0) ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  const char* env = std::getenv("TANDEM_TOKEN");
+  const std::string token = !o.token.empty() ? o.token : (env ? env : "");
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
 }
 
 int fail(const grpc::Status& s, const ClientOptions& o) {
@@ -79,7 +108,7 @@ pb::GenerationOptions options_of(const ClientOptions& o) {
 int run_stream(const ClientOptions& o, bool chat) {
   auto stub = pb::Inference::NewStub(channel(o));
   grpc::ClientContext ctx;
-  set_deadline(ctx, o.timeout_s);
+  set_deadline(ctx, o, o.timeout_s);
   std::unique_ptr<grpc::ClientReader<pb::GenerateResponse>> reader;
   if (chat) {
     pb::ChatRequest req;
@@ -152,7 +181,7 @@ int run_health(const ClientOptions& o) {
     req.set_service(o.service);
     grpc::health::v1::HealthCheckResponse resp;
     grpc::ClientContext ctx;
-    set_deadline(ctx, o.timeout_s > 0 ? o.timeout_s : 2.0);
+    set_deadline(ctx, o, o.timeout_s > 0 ? o.timeout_s : 2.0);
     grpc::Status s = stub->Check(&ctx, req, &resp);
     const bool serving = s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
     if (serving || Clock::now() >= until) {
@@ -170,7 +199,7 @@ int run_services(const ClientOptions& o) {
   namespace rf = grpc::reflection::v1alpha;
   auto stub = rf::ServerReflection::NewStub(channel(o));
   grpc::ClientContext ctx;
-  set_deadline(ctx, o.timeout_s > 0 ? o.timeout_s : 5.0);
+  set_deadline(ctx, o, o.timeout_s > 0 ? o.timeout_s : 5.0);
   auto stream = stub->ServerReflectionInfo(&ctx);
   rf::ServerReflectionRequest req;
   req.set_list_services("");
@@ -192,7 +221,7 @@ int run_services(const ClientOptions& o) {
 int run_info(const ClientOptions& o) {
   auto stub = pb::Inference::NewStub(channel(o));
   grpc::ClientContext ctx;
-  set_deadline(ctx, o.timeout_s > 0 ? o.timeout_s : 5.0);
+  set_deadline(ctx, o, o.timeout_s > 0 ? o.timeout_s : 5.0);
   pb::ModelInfo info;
   if (grpc::Status s = stub->GetModelInfo(&ctx, pb::GetModelInfoRequest(), &info); !s.ok()) return fail(s, o);
   nlohmann::json mix = nlohmann::json::array(), stages = nlohmann::json::array();
@@ -212,6 +241,11 @@ int run_info(const ClientOptions& o) {
 
 void add_common(CLI::App& cmd, ClientOptions& o) {
   cmd.add_option("--addr", o.addr, "coordinator address HOST:PORT");
+  cmd.add_option("--tls-ca", o.tls_ca, "PEM CA that signed the server's certificate: connect with TLS");
+  cmd.add_option("--tls-cert", o.tls_cert, "PEM client certificate (mutual TLS; with --tls-key)");
+  cmd.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  cmd.add_option("--tls-server-name", o.tls_server_name, "name to expect in the server's certificate (default: --addr's host)");
+  cmd.add_option("--token", o.token, "bearer token sent as 'authorization: Bearer ...' (default: $TANDEM_TOKEN)");
   cmd.add_option("--timeout", o.timeout_s, "RPC deadline in seconds (0: none)");
   cmd.add_flag("--json", o.json, "one JSON document on stdout");
 }

@@ -65,13 +65,14 @@ std::string outcome_label(StatusCode c) {
     case StatusCode::RESOURCE_EXHAUSTED: return "resource_exhausted";
     case StatusCode::UNAVAILABLE: return "unavailable";
     case StatusCode::FAILED_PRECONDITION: return "failed_precondition";
+    case StatusCode::UNAUTHENTICATED: return "unauthenticated";
     default: return "internal";
   }
 }
 
 InferenceService::InferenceService(const core::gguf::File& file, const core::Tokenizer& tok, Scheduler& scheduler,
-                                   Pipeline& pipeline, CoordinatorMetrics& metrics)
-    : file_(file), tok_(tok), scheduler_(scheduler), pipeline_(pipeline), m_(metrics) {
+                                   Pipeline& pipeline, CoordinatorMetrics& metrics, const BearerAuth& auth)
+    : file_(file), tok_(tok), scheduler_(scheduler), pipeline_(pipeline), m_(metrics), auth_(auth) {
   const core::ModelConfig cfg = core::config_from_gguf(file);
   const PipelineConfig& pc = pipeline.config();
   pb::ModelInfo& i = static_info_;
@@ -143,6 +144,7 @@ Status InferenceService::stream(grpc::ServerContext* ctx, std::vector<int32_t> p
 
 Status InferenceService::Generate(grpc::ServerContext* ctx, const pb::GenerateRequest* req,
                                   grpc::ServerWriter<pb::GenerateResponse>* out) {
+  if (Status a = auth_.check(*ctx); !a.ok()) return reject(a);
   if (req->prompt().empty()) return reject(invalid("prompt is empty"));
   std::vector<int32_t> ids;
   try {
@@ -155,6 +157,7 @@ Status InferenceService::Generate(grpc::ServerContext* ctx, const pb::GenerateRe
 
 Status InferenceService::Chat(grpc::ServerContext* ctx, const pb::ChatRequest* req,
                               grpc::ServerWriter<pb::GenerateResponse>* out) {
+  if (Status a = auth_.check(*ctx); !a.ok()) return reject(a);
   if (req->messages_size() == 0) return reject(invalid("messages is empty"));
   std::vector<core::ChatMessage> msgs;
   for (int i = 0; i < req->messages_size(); ++i) {
@@ -189,7 +192,8 @@ Status InferenceService::Chat(grpc::ServerContext* ctx, const pb::ChatRequest* r
   return stream(ctx, std::move(ids), req->options(), out);
 }
 
-Status InferenceService::Tokenize(grpc::ServerContext*, const pb::TokenizeRequest* req, pb::TokenizeResponse* resp) {
+Status InferenceService::Tokenize(grpc::ServerContext* ctx, const pb::TokenizeRequest* req, pb::TokenizeResponse* resp) {
+  if (Status a = auth_.check(*ctx); !a.ok()) return a;
   try {
     for (int32_t id : tok_.encode(req->text(), req->add_bos(), req->special())) {
       resp->add_ids(id);
@@ -201,7 +205,8 @@ Status InferenceService::Tokenize(grpc::ServerContext*, const pb::TokenizeReques
   return Status::OK;
 }
 
-Status InferenceService::Detokenize(grpc::ServerContext*, const pb::DetokenizeRequest* req, pb::DetokenizeResponse* resp) {
+Status InferenceService::Detokenize(grpc::ServerContext* ctx, const pb::DetokenizeRequest* req, pb::DetokenizeResponse* resp) {
+  if (Status a = auth_.check(*ctx); !a.ok()) return a;
   std::vector<int32_t> ids(req->ids().begin(), req->ids().end());
   for (size_t i = 0; i < ids.size(); ++i)
     if (!tok_.valid(ids[i]))
@@ -211,7 +216,8 @@ Status InferenceService::Detokenize(grpc::ServerContext*, const pb::DetokenizeRe
   return Status::OK;
 }
 
-Status InferenceService::GetModelInfo(grpc::ServerContext*, const pb::GetModelInfoRequest*, pb::ModelInfo* resp) {
+Status InferenceService::GetModelInfo(grpc::ServerContext* ctx, const pb::GetModelInfoRequest*, pb::ModelInfo* resp) {
+  if (Status a = auth_.check(*ctx); !a.ok()) return a;
   *resp = static_info_;
   for (const StageStatus& s : pipeline_.status()) {
     pb::StageInfo* st = resp->add_stages();

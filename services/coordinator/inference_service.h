@@ -7,6 +7,7 @@
 
 #include "core/gguf_file.h"
 #include "core/tokenizer.h"
+#include "services/coordinator/bearer_auth.h"
 #include "services/coordinator/coordinator_metrics.h"
 #include "services/coordinator/pipeline.h"
 #include "services/coordinator/scheduler.h"
@@ -16,8 +17,9 @@ namespace tandem::services {
 
 class InferenceService final : public tandem::v1::Inference::Service {
  public:
+  // auth: checked first in every call (disabled when it holds no token).
   InferenceService(const core::gguf::File& file, const core::Tokenizer& tok, Scheduler& scheduler, Pipeline& pipeline,
-                   CoordinatorMetrics& metrics);
+                   CoordinatorMetrics& metrics, const BearerAuth& auth);
 
   grpc::Status Generate(grpc::ServerContext* ctx, const tandem::v1::GenerateRequest* req,
                         grpc::ServerWriter<tandem::v1::GenerateResponse>* out) override;
@@ -40,6 +42,7 @@ class InferenceService final : public tandem::v1::Inference::Service {
   Scheduler& scheduler_;
   Pipeline& pipeline_;
   CoordinatorMetrics& m_;
+  const BearerAuth& auth_;
   tandem::v1::ModelInfo static_info_;
 };
 

@@ -22,6 +22,8 @@
 #include "core/tokenizer.h"
 #include "services/common/metrics_server.h"
 #include "services/common/signals.h"
+#include "services/coordinator/api_credentials.h"
+#include "services/coordinator/bearer_auth.h"
 #include "services/coordinator/inference_service.h"
 #include "services/coordinator/supervisor.h"
 
@@ -48,6 +50,10 @@ struct Options {
   std::string worker_dir;
   std::string gpu_worker_metrics = "127.0.0.1:0", cpu_worker_metrics = "127.0.0.1:0";
   double step_timeout_s = 600;
+  double drain_timeout_s = 25;  // SIGTERM: how long streams in flight may still run
+  TlsOptions tls;               // the API port's TLS / mTLS
+  std::string auth_token_file;  // bearer tokens (also TANDEM_AUTH_TOKENS)
+  std::string health_listen;    // a second, plaintext port with only grpc.health.v1
   bool mlock = false, huge_pages = false;  // handed to the workers this process starts
   std::string gpu_model, cpu_model;        // per-shard files (default: --model)
   std::string vram;                        // --gpu-layers auto: the card's memory ("" : nvidia-smi)
@@ -116,6 +122,9 @@ int parse_gpu_layers(const Options& o, int n_layer) {
 
 int run(const Options& o) {
   block_shutdown_signals();
+  // Security settings first: a bad one fails before anything is loaded or started.
+  const std::shared_ptr<grpc::ServerCredentials> api_credentials = api_server_credentials(o.tls);
+  const BearerAuth auth = BearerAuth::from_sources(o.auth_token_file, "TANDEM_AUTH_TOKENS");
   // -m names the model; --gpu-model / --cpu-model give a shard another
   // quantization of it. The coordinator embeds and tokenizes from the CPU's file.
   const std::string model = std::filesystem::absolute(core::resolve_model(o.cpu_model.empty() ? o.model : o.cpu_model)).string();
@@ -244,24 +253,39 @@ int run(const Options& o) {
 
   SchedulerConfig sc{o.max_sequences, o.max_queue, o.max_batch_tokens, o.ctx};
   Scheduler scheduler(sc, pipeline, *tok, embedder, cm);
-  InferenceService service(*file, *tok, scheduler, pipeline, cm);
+  InferenceService service(*file, *tok, scheduler, pipeline, cm, auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(o.listen, api_credentials, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) throw core::Error("cannot listen on '" + o.listen + "' (address in use or invalid)");
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  // --health-listen: the same health answers on a plaintext port of their
+  // own, for probes that cannot present the API port's TLS client
+  // certificate (Kubernetes' gRPC probes speak plaintext only).
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  if (!o.health_listen.empty()) {
+    grpc::ServerBuilder hb;
+    hb.AddListeningPort(o.health_listen, grpc::InsecureServerCredentials(), &health_port);
+    health_server = hb.BuildAndStart();
+    if (!health_server || health_port == 0)
+      throw core::Error("cannot listen on --health-listen '" + o.health_listen + "' (address in use or invalid)");
+  }
+  std::vector<grpc::HealthCheckServiceInterface*> healths = {server->GetHealthCheckService()};
+  if (health_server) healths.push_back(health_server->GetHealthCheckService());
   // grpc.health.v1: "" and tandem.v1.Inference answer SERVING while the
   // pipeline is up (readiness); "liveness" while this process runs.
-  auto set_serving = [health](bool up) {
-    health->SetServingStatus("", up);
-    health->SetServingStatus(tandem::v1::Inference::service_full_name(), up);
+  auto set_serving = [&healths](bool up) {
+    for (auto* h : healths) {
+      h->SetServingStatus("", up);
+      h->SetServingStatus(tandem::v1::Inference::service_full_name(), up);
+    }
   };
-  health->SetServingStatus("liveness", true);
+  for (auto* h : healths) h->SetServingStatus("liveness", true);
   set_serving(false);
   pipeline.on_state_change([&](bool up, const std::string& why) {
     cm.pipeline_up.Set(up ? 1 : 0);
@@ -278,6 +302,12 @@ int run(const Options& o) {
 
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));
   std::printf("tandem-coordinator: serving tandem.v1.Inference on %s:%d (gRPC, health, reflection)\n", host.c_str(), port);
+  std::printf("tandem-coordinator: API security: %s, %s\n",
+              o.tls.cert.empty() ? "plaintext" : (o.tls.client_ca.empty() ? "TLS" : "mutual TLS"),
+              auth.enabled() ? ("bearer tokens (" + std::to_string(auth.token_count()) + ")").c_str() : "no authentication");
+  if (health_server)
+    std::printf("tandem-coordinator: health on %s:%d (plaintext, grpc.health.v1 only)\n",
+                o.health_listen.substr(0, o.health_listen.rfind(':')).c_str(), health_port);
   std::printf("tandem-coordinator: metrics on %s\n", metrics.url().c_str());
   for (const StagePlan& s : stages)
     std::printf("tandem-coordinator: %s worker: layers [%d, %d)%s\n", s.role.c_str(), s.layer_begin, s.layer_end,
@@ -288,7 +318,13 @@ int run(const Options& o) {
   const int sig = wait_for_shutdown(never);
   std::fprintf(stderr, "tandem-coordinator: shutting down (signal %d)\n", sig);
   set_serving(false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Drain: no new calls from here on (they get UNAVAILABLE); the streams in
+  // flight, queued ones included, run to their end unless --drain-timeout
+  // passes first, which cancels them. Kubernetes waits
+  // terminationGracePeriodSeconds (30 s) before SIGKILL: the default 25 s fits.
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000)));
+  if (health_server) health_server->Shutdown(std::chrono::system_clock::now());
   scheduler.stop();
   supervisor.stop();
   if (!runtime_dir.empty()) std::filesystem::remove_all(runtime_dir);
@@ -330,6 +366,18 @@ int main(int argc, char** argv) {
   app.add_option("--worker-dir", o.worker_dir, "where the worker binaries are (default: next to this one)");
   app.add_option("--gpu-worker-metrics", o.gpu_worker_metrics, "supervisor mode: the GPU worker's metrics HOST:PORT");
   app.add_option("--cpu-worker-metrics", o.cpu_worker_metrics, "supervisor mode: the CPU worker's metrics HOST:PORT");
+  app.add_option("--tls-cert", o.tls.cert, "PEM certificate chain: serve the API over TLS (with --tls-key)");
+  app.add_option("--tls-key", o.tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", o.tls.client_ca,
+                 "PEM CA bundle: mutual TLS, clients must present a certificate it signed");
+  app.add_option("--auth-token-file", o.auth_token_file,
+                 "file of bearer tokens, one per line: API calls need 'authorization: Bearer <token>' (also: "
+                 "TANDEM_AUTH_TOKENS, comma-separated); health stays open");
+  app.add_option("--health-listen", o.health_listen,
+                 "also serve grpc.health.v1 (only) on this plaintext HOST:PORT, for probes of a TLS API port");
+  app.add_option("--drain-timeout", o.drain_timeout_s,
+                 "on SIGTERM/SIGINT: seconds the streams in flight may still run (new calls get UNAVAILABLE at once)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--step-timeout", o.step_timeout_s, "seconds one pipeline step may take before the pipeline is reset");
   try {
     app.parse(argc, argv);

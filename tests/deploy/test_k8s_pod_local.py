@@ -24,7 +24,6 @@ Exit 0: passed; 77: skipped (no model, TANDEM_REQUIRE_MODEL unset).
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,23 +32,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check_k8s  # noqa: E402  (the rendering and $(VAR) expansion shared with the static check)
+from deploy_support import SKIP, Reporter, free_port  # noqa: E402
 
-SKIP = 77
-
-
-def log(msg):
-    print(f"test_k8s_pod_local: {msg}", flush=True)
-
-
-def fail(msg):
-    log("FAIL: " + msg)
-    sys.exit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_r = Reporter("test_k8s_pod_local")
+log, fail = _r.log, _r.fail
 
 
 def remap(arg, ports):

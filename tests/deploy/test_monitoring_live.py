@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,22 +31,11 @@ import urllib.request
 
 import yaml
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deploy_support import SKIP, Reporter, free_port  # noqa: E402
 
-
-def log(msg):
-    print(f"test_monitoring_live: {msg}", flush=True)
-
-
-def fail(msg):
-    log("FAIL: " + msg)
-    sys.exit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_r = Reporter("test_monitoring_live")
+log, fail = _r.log, _r.fail
 
 
 def http_get(url, timeout=5):
