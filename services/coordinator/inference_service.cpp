@@ -16,10 +16,25 @@ namespace {
 
 Status invalid(const std::string& msg) { return {StatusCode::INVALID_ARGUMENT, msg}; }
 
-// Fills `s` from the request's options; INVALID_ARGUMENT names the field.
-Status settings_from(const pb::GenerationOptions& o, GenerationSettings& s) {
+// Fills `s` from the request's options within the server's limits;
+// INVALID_ARGUMENT names the field (and the limit and its flag).
+Status settings_from(const pb::GenerationOptions& o, const RequestLimits& lim, GenerationSettings& s) {
   if (o.max_tokens() < -1) return invalid("options.max_tokens must be >= -1 (got " + std::to_string(o.max_tokens()) + ")");
   s.max_tokens = o.max_tokens() == 0 ? 128 : o.max_tokens();
+  if (lim.max_new_tokens > 0) {
+    if (s.max_tokens > lim.max_new_tokens)
+      return invalid("options.max_tokens " + std::to_string(s.max_tokens) + " is above this server's limit of " +
+                     std::to_string(lim.max_new_tokens) + " (--max-new-tokens)");
+    if (s.max_tokens == -1) s.max_tokens = lim.max_new_tokens;  // "until the context is full", capped
+    if (o.max_tokens() == 0) s.max_tokens = std::min(128, lim.max_new_tokens);
+  }
+  if (lim.max_stop_strings > 0 && o.stop_size() > lim.max_stop_strings)
+    return invalid("options.stop has " + std::to_string(o.stop_size()) + " strings; at most " +
+                   std::to_string(lim.max_stop_strings) + " (--max-stop-strings)");
+  for (int i = 0; i < o.stop_size(); ++i)
+    if (lim.max_stop_bytes > 0 && static_cast<int64_t>(o.stop(i).size()) > lim.max_stop_bytes)
+      return invalid("options.stop[" + std::to_string(i) + "] is " + std::to_string(o.stop(i).size()) +
+                     " bytes; at most " + std::to_string(lim.max_stop_bytes));
   if (o.logprobs() < 0 || o.logprobs() > 20)
     return invalid("options.logprobs must be in 0..20 (got " + std::to_string(o.logprobs()) + ")");
   s.logprobs = o.logprobs();
@@ -71,8 +86,9 @@ std::string outcome_label(StatusCode c) {
 }
 
 InferenceService::InferenceService(const core::gguf::File& file, const core::Tokenizer& tok, Scheduler& scheduler,
-                                   Pipeline& pipeline, CoordinatorMetrics& metrics, const BearerAuth& auth)
-    : file_(file), tok_(tok), scheduler_(scheduler), pipeline_(pipeline), m_(metrics), auth_(auth) {
+                                   Pipeline& pipeline, CoordinatorMetrics& metrics, const BearerAuth& auth,
+                                   RequestLimits limits)
+    : file_(file), tok_(tok), scheduler_(scheduler), pipeline_(pipeline), m_(metrics), auth_(auth), limits_(limits) {
   const core::ModelConfig cfg = core::config_from_gguf(file);
   const PipelineConfig& pc = pipeline.config();
   pb::ModelInfo& i = static_info_;
@@ -112,8 +128,11 @@ Status InferenceService::reject(Status s) {
 Status InferenceService::stream(grpc::ServerContext* ctx, std::vector<int32_t> prompt, const pb::GenerationOptions& o,
                                 grpc::ServerWriter<pb::GenerateResponse>* out) {
   GenerationSettings s;
-  if (Status st = settings_from(o, s); !st.ok()) return reject(st);
+  if (Status st = settings_from(o, limits_, s); !st.ok()) return reject(st);
   if (prompt.empty()) return reject(invalid("the prompt is empty after tokenization"));
+  if (limits_.max_prompt_tokens > 0 && static_cast<int64_t>(prompt.size()) > limits_.max_prompt_tokens)
+    return reject(invalid("prompt has " + std::to_string(prompt.size()) + " tokens; this server accepts at most " +
+                          std::to_string(limits_.max_prompt_tokens) + " (--max-prompt-tokens)"));
   const int32_t ctx_len = scheduler_.config().context;
   if (static_cast<int32_t>(prompt.size()) >= ctx_len)
     return reject(invalid("prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " +

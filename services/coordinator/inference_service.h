@@ -15,11 +15,20 @@
 
 namespace tandem::services {
 
+// What one request may ask for (INVALID_ARGUMENT naming the field and the
+// limit beyond it). 0: no limit of its own (the context still bounds tokens).
+struct RequestLimits {
+  int32_t max_prompt_tokens = 0;  // --max-prompt-tokens
+  int32_t max_new_tokens = 0;     // --max-new-tokens: options.max_tokens above it is refused; -1 means up to it
+  int32_t max_stop_strings = 16;  // --max-stop-strings
+  int32_t max_stop_bytes = 256;   // bytes per stop string
+};
+
 class InferenceService final : public tandem::v1::Inference::Service {
  public:
   // auth: checked first in every call (disabled when it holds no token).
   InferenceService(const core::gguf::File& file, const core::Tokenizer& tok, Scheduler& scheduler, Pipeline& pipeline,
-                   CoordinatorMetrics& metrics, const BearerAuth& auth);
+                   CoordinatorMetrics& metrics, const BearerAuth& auth, RequestLimits limits = {});
 
   grpc::Status Generate(grpc::ServerContext* ctx, const tandem::v1::GenerateRequest* req,
                         grpc::ServerWriter<tandem::v1::GenerateResponse>* out) override;
@@ -43,6 +52,7 @@ class InferenceService final : public tandem::v1::Inference::Service {
   Pipeline& pipeline_;
   CoordinatorMetrics& m_;
   const BearerAuth& auth_;
+  const RequestLimits limits_;
   tandem::v1::ModelInfo static_info_;
 };
 

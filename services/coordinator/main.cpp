@@ -54,6 +54,8 @@ struct Options {
   TlsOptions tls;               // the API port's TLS / mTLS
   std::string auth_token_file;  // bearer tokens (also TANDEM_AUTH_TOKENS)
   std::string health_listen;    // a second, plaintext port with only grpc.health.v1
+  RequestLimits limits;
+  int max_message_bytes = 4 << 20;  // largest request message (gRPC refuses more: RESOURCE_EXHAUSTED)
   bool mlock = false, huge_pages = false;  // handed to the workers this process starts
   std::string gpu_model, cpu_model;        // per-shard files (default: --model)
   std::string vram;                        // --gpu-layers auto: the card's memory ("" : nvidia-smi)
@@ -253,13 +255,14 @@ int run(const Options& o) {
 
   SchedulerConfig sc{o.max_sequences, o.max_queue, o.max_batch_tokens, o.ctx};
   Scheduler scheduler(sc, pipeline, *tok, embedder, cm);
-  InferenceService service(*file, *tok, scheduler, pipeline, cm, auth);
+  InferenceService service(*file, *tok, scheduler, pipeline, cm, auth, o.limits);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, api_credentials, &port);
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) throw core::Error("cannot listen on '" + o.listen + "' (address in use or invalid)");
@@ -306,7 +309,7 @@ int run(const Options& o) {
               o.tls.cert.empty() ? "plaintext" : (o.tls.client_ca.empty() ? "TLS" : "mutual TLS"),
               auth.enabled() ? ("bearer tokens (" + std::to_string(auth.token_count()) + ")").c_str() : "no authentication");
   if (health_server)
-    std::printf("tandem-coordinator: health on %s:%d (plaintext, grpc.health.v1 only)\n",
+    std::printf("tandem-coordinator: health on %s:%d (plaintext: grpc.health.v1 and reflection)\n",
                 o.health_listen.substr(0, o.health_listen.rfind(':')).c_str(), health_port);
   std::printf("tandem-coordinator: metrics on %s\n", metrics.url().c_str());
   for (const StagePlan& s : stages)
@@ -374,7 +377,16 @@ int main(int argc, char** argv) {
                  "file of bearer tokens, one per line: API calls need 'authorization: Bearer <token>' (also: "
                  "TANDEM_AUTH_TOKENS, comma-separated); health stays open");
   app.add_option("--health-listen", o.health_listen,
-                 "also serve grpc.health.v1 (only) on this plaintext HOST:PORT, for probes of a TLS API port");
+                 "also serve grpc.health.v1 (and reflection, not the API) on this plaintext HOST:PORT, for probes of a TLS API port");
+  app.add_option("--max-prompt-tokens", o.limits.max_prompt_tokens,
+                 "longest prompt accepted, in tokens (0: the context - 1)")->check(CLI::NonNegativeNumber);
+  app.add_option("--max-new-tokens", o.limits.max_new_tokens,
+                 "largest options.max_tokens accepted; -1 (until the context is full) is capped to it (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-stop-strings", o.limits.max_stop_strings, "most options.stop strings per request (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-message-bytes", o.max_message_bytes,
+                 "largest request message; bigger ones get RESOURCE_EXHAUSTED")->check(CLI::PositiveNumber);
   app.add_option("--drain-timeout", o.drain_timeout_s,
                  "on SIGTERM/SIGINT: seconds the streams in flight may still run (new calls get UNAVAILABLE at once)")
       ->check(CLI::NonNegativeNumber);

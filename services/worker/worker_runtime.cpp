@@ -1,5 +1,6 @@
 #include "services/worker/worker_runtime.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <prometheus/counter.h>
@@ -561,6 +562,9 @@ int run_worker(const WorkerOptions& opt, StageFactory factory) {
   MetricsServer metrics(opt.metrics_bind);
   Worker worker(opt, std::move(factory), metrics);
   grpc::EnableDefaultHealthCheckService(true);
+  // Reflection also gives a --health-listen server a synchronous service,
+  // without which gRPC would not run the default health service there.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(opt.listen, grpc::InsecureServerCredentials(), &port);
@@ -575,16 +579,34 @@ int run_worker(const WorkerOptions& opt, StageFactory factory) {
   // grpc.health.v1: "liveness" answers SERVING while the process runs; ""
   // and tandem.v1.Worker follow ready(). Polled: loads and ring changes
   // happen on several threads, and probes come every few seconds at most.
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("liveness", true);
+  // --health-listen: the same answers on a port of their own, so that the
+  // control plane can stay on loopback or a Unix socket while an
+  // orchestrator probes from outside (Kubernetes: the kubelet, via the pod IP).
+  std::unique_ptr<grpc::Server> health_server;
+  if (!opt.health_listen.empty()) {
+    grpc::ServerBuilder hb;
+    int hport = 0;
+    hb.AddListeningPort(opt.health_listen, grpc::InsecureServerCredentials(), &hport);
+    health_server = hb.BuildAndStart();
+    if (!health_server || hport == 0)
+      throw core::Error("cannot listen on --health-listen '" + opt.health_listen + "' (address in use or invalid)");
+    std::printf("tandem-%s-worker: health on %s:%d\n", opt.role.c_str(),
+                opt.health_listen.substr(0, opt.health_listen.rfind(':')).c_str(), hport);
+    std::fflush(stdout);
+  }
+  std::vector<grpc::HealthCheckServiceInterface*> healths = {server->GetHealthCheckService()};
+  if (health_server) healths.push_back(health_server->GetHealthCheckService());
+  for (auto* h : healths) h->SetServingStatus("liveness", true);
   std::atomic<bool> health_stop{false};
   std::thread health_poll([&] {
     int last = -1;
     while (!health_stop) {
       const int now = worker.ready() ? 1 : 0;
       if (now != last) {
-        health->SetServingStatus("", now == 1);  // not the bool overload: that one sets "liveness" too
-        health->SetServingStatus(pb::Worker::service_full_name(), now == 1);
+        for (auto* h : healths) {
+          h->SetServingStatus("", now == 1);  // not the bool overload: that one sets "liveness" too
+          h->SetServingStatus(pb::Worker::service_full_name(), now == 1);
+        }
         last = now;
       }
       std::this_thread::sleep_for(100ms);
@@ -595,6 +617,7 @@ int run_worker(const WorkerOptions& opt, StageFactory factory) {
   health_poll.join();
   std::fprintf(stderr, "tandem-%s-worker: shutting down (%s)\n", opt.role.c_str(), sig ? "signal" : "Shutdown RPC");
   server->Shutdown(std::chrono::system_clock::now() + 2s);
+  if (health_server) health_server->Shutdown(std::chrono::system_clock::now());
   worker.stop();
   return 0;
 }
@@ -607,6 +630,8 @@ int worker_main(int argc, char** argv, const std::string& role, StageFactory fac
   opt.metrics_bind = "127.0.0.1:0";
   app.add_option("--listen", opt.listen, "control-plane address: unix:/path or HOST:PORT (port 0: any free port)");
   app.add_option("--metrics", opt.metrics_bind, "Prometheus endpoint HOST:PORT (port 0: any free port)");
+  app.add_option("--health-listen", opt.health_listen,
+                 "also serve grpc.health.v1 (and reflection, nothing else) on this HOST:PORT, for probes while --listen stays on loopback");
   app.add_option("-t,--threads", opt.threads, "compute threads when the coordinator does not say (0: all cores)");
   app.add_flag("--pin-threads", opt.pin_threads, "bind compute thread i to the i-th CPU this process may use (its cpuset)");
   app.add_flag("--mlock", opt.mlock,

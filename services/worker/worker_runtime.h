@@ -31,6 +31,7 @@ struct WorkerOptions {
   std::string role;          // "gpu" | "cpu": names the process in logs and metrics
   std::string listen;        // control plane: "unix:/path" or "HOST:PORT"
   std::string metrics_bind;  // "HOST:PORT" (0: any free port)
+  std::string health_listen; // "" or HOST:PORT: grpc.health.v1 alone, plaintext, for probes (control stays on `listen`)
   int threads = 0;           // default for LoadShard requests that say 0
   bool huge_pages = false;   // transparent huge pages for repacked weights
   bool mlock = false;        // lock the shard's weights in RAM

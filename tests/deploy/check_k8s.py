@@ -332,6 +332,13 @@ class Overlay:
     def listen_port(self, cname):
         return port_of(arg_value(self.args(cname), "--listen"), f"{cname}'s --listen")[1]
 
+    def probe_port(self, cname):
+        """Where the process answers grpc.health.v1 for the kubelet: its
+        --health-listen port when it has one, else its --listen port."""
+        args = self.args(cname)
+        flag = "--health-listen" if arg_value(args, "--health-listen") else "--listen"
+        return port_of(arg_value(args, flag), f"{cname}'s {flag}")[1], flag
+
 
 def c_containers(o):
     names = [c["name"] for c in o.pod.get("containers", [])]
@@ -410,9 +417,15 @@ def c_probes(o):
     out = []
     for cname in CONTAINERS:
         c = o.by_name[cname]
-        port = o.listen_port(cname)
+        port, flag = o.probe_port(cname)
         if port not in declared_ports(c):
-            raise Fail(f"container {cname}: its --listen port {port} is not a declared containerPort")
+            raise Fail(f"container {cname}: its {flag} port {port} is not a declared containerPort")
+        if cname != "coordinator":
+            # A worker's control plane drives its shard: reachable from the pod only.
+            host, _ = port_of(arg_value(o.args(cname), "--listen"), f"{cname}'s --listen")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                raise Fail(f"container {cname}: --listen {host} exposes the worker's control plane beyond the pod "
+                           f"(listen on 127.0.0.1 and give probes --health-listen)")
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             p = c.get(kind)
             if not p:
@@ -420,7 +433,7 @@ def c_probes(o):
             if "grpc" not in p or any(k in p for k in ("httpGet", "tcpSocket", "exec")):
                 raise Fail(f"container {cname}: {kind} is not a grpc probe")
             if p["grpc"].get("port") != port:
-                raise Fail(f"container {cname}: {kind} probes port {p['grpc'].get('port')}, but it listens on {port}")
+                raise Fail(f"container {cname}: {kind} probes port {p['grpc'].get('port')}, but its {flag} is :{port}")
             svc = p["grpc"].get("service") or ""
             if kind == "livenessProbe" and svc != "liveness":
                 raise Fail(f"container {cname}: livenessProbe asks for service {svc!r}, want 'liveness'")
@@ -428,8 +441,8 @@ def c_probes(o):
                 raise Fail(f"container {cname}: readinessProbe asks for service {svc!r}, want ''")
             if kind == "startupProbe" and svc == "liveness":
                 raise Fail(f"container {cname}: startupProbe asks for 'liveness', which is SERVING before the load")
-        out.append(f"{cname} :{port}")
-    return "startup/liveness/readiness on " + ", ".join(out)
+        out.append(f"{cname} :{port} ({flag})")
+    return "startup/liveness/readiness on " + ", ".join(out) + "; worker control planes on loopback"
 
 
 def c_attach(o):

@@ -55,10 +55,14 @@ def main():
 
     docs, _ = check_k8s.render(kubectl, os.path.join(root, "deploy/k8s/overlays/cpu-only"))
     o = check_k8s.Overlay("cpu-only", docs)
-    ports = {}
+    ports = {}  # every port the pod uses, declared or loopback-only -> a free one here
     for c in o.pod["containers"]:
         for p in c.get("ports", []):
             ports[p["containerPort"]] = free_port()
+        for a in o.args(c["name"]):
+            m = re.fullmatch(r"(?:0\.0\.0\.0|127\.0\.0\.1|localhost):([0-9]+)", a)
+            if m and int(m.group(1)) not in ports:
+                ports[int(m.group(1))] = free_port()
 
     procs, argvs, envs = {}, {}, {}
     for name, c in o.by_name.items():
@@ -90,8 +94,12 @@ def main():
     def probe(name, kind, wait_s):
         pr = o.by_name[name][kind]["grpc"]
         port = ports[pr["port"]]
-        r = subprocess.run([client, "client", "health", "--addr", f"127.0.0.1:{port}",
-                            "--service", pr.get("service", ""), "--wait", str(wait_s)], capture_output=True, text=True)
+        until = time.time() + wait_s
+        while True:  # ask in 2 s rounds, so that a container that died fails at once
+            r = subprocess.run([client, "client", "health", "--addr", f"127.0.0.1:{port}",
+                                "--service", pr.get("service", ""), "--wait", "2"], capture_output=True, text=True)
+            if r.returncode == 0 or time.time() > until or procs[name].poll() is not None:
+                break
         if r.returncode != 0:
             fail(f"{name} {kind} (grpc :{pr['port']} service {pr.get('service', '')!r}) after {wait_s} s: "
                  f"{r.stdout.strip()}\n{logs()}")
