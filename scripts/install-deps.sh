@@ -21,8 +21,9 @@ if [ "$build_only" = 0 ]; then
   # clang: the fuzz build; prometheus: promtool and the server the monitoring
   # tests start (on a systemd machine the package also enables its own
   # prometheus.service; `systemctl disable --now prometheus` if unwanted);
-  # yamllint + python3-yaml: the deploy/monitoring checks.
-  packages+=(python3-pip python3-venv unzip clang libclang-rt-14-dev prometheus yamllint python3-yaml)
+  # yamllint + python3-yaml: the deploy/monitoring checks; openssl: the TLS
+  # tests make their certificates with it.
+  packages+=(python3-pip python3-venv unzip clang libclang-rt-14-dev prometheus yamllint python3-yaml openssl)
   # kubectl renders deploy/k8s (kustomize); Debian's is kubernetes-client.
   command -v kubectl >/dev/null || packages+=(kubernetes-client)
 fi

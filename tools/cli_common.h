@@ -52,6 +52,7 @@ void register_tokenize(CLI::App& app, Action& action);
 void register_generate(CLI::App& app, Action& action);
 void register_perplexity(CLI::App& app, Action& action);
 void register_client(CLI::App& app, Action& action);
+void register_client_bench(CLI::App& client, Action& action);  // `tandem client bench`, under `client`
 void register_serve(CLI::App& app, Action& action);
 void register_synth(CLI::App& app, Action& action);
 void register_quantize(CLI::App& app, Action& action);

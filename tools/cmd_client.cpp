@@ -4,13 +4,11 @@
 //   health          grpc.health.v1 Check (exit 0 only when SERVING)
 //   services        list services through server reflection (what grpcurl list does)
 //   info            GetModelInfo as JSON
+//   bench           concurrent streaming load (cmd_client_bench.cpp)
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "core/error.h"
@@ -18,6 +16,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tandem/v1/inference.grpc.pb.h"
 #include "tools/cli_common.h"
+#include "tools/client_connection.h"
 
 namespace tandem::cli {
 
@@ -27,7 +26,7 @@ namespace pb = tandem::v1;
 using Clock = std::chrono::steady_clock;
 
 struct ClientOptions {
-  std::string addr = "127.0.0.1:50051";
+  ConnectionOptions conn;
   std::string text;
   std::string system;
   int max_tokens = 128;
@@ -42,44 +41,14 @@ struct ClientOptions {
   double wait_s = 0;      // health: keep asking this long for SERVING
   std::string service;    // health: which service ("" = server)
   bool json = false;
-  std::string tls_ca;     // PEM CA to verify the server with: TLS on ("" : plaintext, unless tls_cert)
-  std::string tls_cert, tls_key;  // PEM client certificate and key (mTLS)
-  std::string tls_server_name;    // name the server's certificate must carry (default: the host of --addr)
-  std::string token;      // bearer token (default: $TANDEM_TOKEN)
 };
 
-std::string read_file(const std::string& path, const char* option) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw core::Error(std::string(option) + " " + path + ": cannot read it");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::shared_ptr<grpc::Channel> channel(const ClientOptions& o) { return make_channel(o.conn); }
 
-std::shared_ptr<grpc::Channel> channel(const ClientOptions& o) {
-  if (o.tls_ca.empty() && o.tls_cert.empty()) return grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
-  if (o.tls_cert.empty() != o.tls_key.empty()) throw core::Error("--tls-cert and --tls-key go together");
-  grpc::SslCredentialsOptions ssl;
-  if (!o.tls_ca.empty()) ssl.pem_root_certs = read_file(o.tls_ca, "--tls-ca");  // else the system's roots
-  if (!o.tls_cert.empty()) {
-    ssl.pem_cert_chain = read_file(o.tls_cert, "--tls-cert");
-    ssl.pem_private_key = read_file(o.tls_key, "--tls-key");
-  }
-  grpc::ChannelArguments args;
-  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
-  return grpc::CreateCustomChannel(o.addr, grpc::SslCredentials(ssl), args);
-}
-
-// Every call: its deadline (0: none) and, when there is one, the bearer token.
-void set_deadline(grpc::ClientContext& ctx, const ClientOptions& o, double seconds) {
-  if (seconds > 0) ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
-  const char* env = std::getenv("TANDEM_TOKEN");
-  const std::string token = !o.token.empty() ? o.token : (env ? env : "");
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-}
+void set_deadline(grpc::ClientContext& ctx, const ClientOptions& o, double seconds) { prepare_call(ctx, o.conn, seconds); }
 
 int fail(const grpc::Status& s, const ClientOptions& o) {
-  throw core::Error("RPC to " + o.addr + " failed: " + std::to_string(static_cast<int>(s.error_code())) + " " +
+  throw core::Error("RPC to " + o.conn.addr + " failed: " + std::to_string(static_cast<int>(s.error_code())) + " " +
                     s.error_message());
 }
 
@@ -240,12 +209,7 @@ int run_info(const ClientOptions& o) {
 }
 
 void add_common(CLI::App& cmd, ClientOptions& o) {
-  cmd.add_option("--addr", o.addr, "coordinator address HOST:PORT");
-  cmd.add_option("--tls-ca", o.tls_ca, "PEM CA that signed the server's certificate: connect with TLS");
-  cmd.add_option("--tls-cert", o.tls_cert, "PEM client certificate (mutual TLS; with --tls-key)");
-  cmd.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
-  cmd.add_option("--tls-server-name", o.tls_server_name, "name to expect in the server's certificate (default: --addr's host)");
-  cmd.add_option("--token", o.token, "bearer token sent as 'authorization: Bearer ...' (default: $TANDEM_TOKEN)");
+  add_connection_options(cmd, o.conn);
   cmd.add_option("--timeout", o.timeout_s, "RPC deadline in seconds (0: none)");
   cmd.add_flag("--json", o.json, "one JSON document on stdout");
 }
@@ -287,6 +251,7 @@ void register_client(CLI::App& app, Action& action) {
   auto* info = client->add_subcommand("info", "model, split and memory per worker (GetModelInfo) as JSON");
   add_common(*info, *o);
   info->callback([o, &action] { action = [o] { return run_info(*o); }; });
+  register_client_bench(*client, action);
 }
 
 }  // namespace tandem::cli

@@ -32,4 +32,16 @@ int wait_for_shutdown(const std::atomic<bool>& requested) {
   return 0;
 }
 
+int wait_for_shutdown_for(const std::atomic<bool>& requested, std::chrono::milliseconds max) {
+  sigset_t s = shutdown_set();
+  const auto until = std::chrono::steady_clock::now() + max;
+  const timespec tick{0, 20'000'000};
+  while (!requested.load()) {
+    const int sig = sigtimedwait(&s, nullptr, &tick);
+    if (sig > 0) return sig;
+    if (std::chrono::steady_clock::now() >= until) return -1;
+  }
+  return 0;
+}
+
 }  // namespace tandem::services

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -20,11 +21,8 @@ std::string trim(std::string_view s) {
 }  // namespace
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
-  // Walk the longer one whole; a length difference makes the result false
-  // without an early exit. volatile keeps the compiler from shortcutting.
-  const size_t n = std::max(a.size(), b.size());
-  volatile unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < n; ++i) {
+  volatile unsigned char diff = (a.size() == b.size() && a.size() <= kMaxTokenBytes) ? 0 : 1;
+  for (size_t i = 0; i < kMaxTokenBytes; ++i) {
     const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
     const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
     diff = diff | static_cast<unsigned char>(x ^ y);
@@ -58,6 +56,10 @@ BearerAuth BearerAuth::from_sources(const std::string& file, const char* env) {
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
   }
+  for (const std::string& t : tokens)
+    if (t.size() > kMaxTokenBytes)
+      throw core::Error("a bearer token is " + std::to_string(t.size()) + " bytes; at most " +
+                        std::to_string(kMaxTokenBytes) + " are allowed");
   return BearerAuth(std::move(tokens));
 }
 
@@ -68,9 +70,12 @@ grpc::Status BearerAuth::check(const grpc::ServerContext& ctx) const {
   if (it == md.end())
     return {grpc::StatusCode::UNAUTHENTICATED, "missing credentials: send the header 'authorization: Bearer <token>'"};
   const std::string_view value(it->second.data(), it->second.size());
-  constexpr std::string_view kScheme = "Bearer ";
-  if (value.size() <= kScheme.size() || value.substr(0, kScheme.size()) != kScheme)
-    return {grpc::StatusCode::UNAUTHENTICATED, "the authorization header is not 'Bearer <token>'"};
+  // The scheme name is case-insensitive (RFC 7235).
+  constexpr std::string_view kScheme = "bearer ";
+  bool scheme = value.size() > kScheme.size();
+  for (size_t i = 0; scheme && i < kScheme.size(); ++i)
+    scheme = std::tolower(static_cast<unsigned char>(value[i])) == kScheme[i];
+  if (!scheme) return {grpc::StatusCode::UNAUTHENTICATED, "the authorization header is not 'Bearer <token>'"};
   const std::string_view presented = value.substr(kScheme.size());
   bool ok = false;
   for (const std::string& t : tokens_) ok = constant_time_equal(presented, t) || ok;  // no early exit

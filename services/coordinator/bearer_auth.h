@@ -13,8 +13,12 @@
 
 namespace tandem::services {
 
-// Equal contents, in time that depends only on the lengths, not on where the
-// first difference is (a token must not leak a prefix per timing).
+// Longest token accepted (in the file, the environment and a request).
+inline constexpr size_t kMaxTokenBytes = 256;
+
+// Equal contents, in a time that depends on neither where the first
+// difference is nor the lengths (both at most kMaxTokenBytes: always that
+// many steps), so timing leaks no prefix and no length of a token.
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 class BearerAuth {

@@ -20,13 +20,13 @@ Status invalid(const std::string& msg) { return {StatusCode::INVALID_ARGUMENT, m
 // INVALID_ARGUMENT names the field (and the limit and its flag).
 Status settings_from(const pb::GenerationOptions& o, const RequestLimits& lim, GenerationSettings& s) {
   if (o.max_tokens() < -1) return invalid("options.max_tokens must be >= -1 (got " + std::to_string(o.max_tokens()) + ")");
-  s.max_tokens = o.max_tokens() == 0 ? 128 : o.max_tokens();
+  // 0 (unset): 128, or the server's limit when that is lower.
+  s.max_tokens = o.max_tokens() != 0 ? o.max_tokens() : (lim.max_new_tokens > 0 ? std::min(128, lim.max_new_tokens) : 128);
   if (lim.max_new_tokens > 0) {
     if (s.max_tokens > lim.max_new_tokens)
       return invalid("options.max_tokens " + std::to_string(s.max_tokens) + " is above this server's limit of " +
                      std::to_string(lim.max_new_tokens) + " (--max-new-tokens)");
     if (s.max_tokens == -1) s.max_tokens = lim.max_new_tokens;  // "until the context is full", capped
-    if (o.max_tokens() == 0) s.max_tokens = std::min(128, lim.max_new_tokens);
   }
   if (lim.max_stop_strings > 0 && o.stop_size() > lim.max_stop_strings)
     return invalid("options.stop has " + std::to_string(o.stop_size()) + " strings; at most " +
@@ -86,9 +86,10 @@ std::string outcome_label(StatusCode c) {
 }
 
 InferenceService::InferenceService(const core::gguf::File& file, const core::Tokenizer& tok, Scheduler& scheduler,
-                                   Pipeline& pipeline, CoordinatorMetrics& metrics, const BearerAuth& auth,
+                                   Pipeline& pipeline, CoordinatorMetrics& metrics, BearerAuth auth,
                                    RequestLimits limits)
-    : file_(file), tok_(tok), scheduler_(scheduler), pipeline_(pipeline), m_(metrics), auth_(auth), limits_(limits) {
+    : file_(file), tok_(tok), scheduler_(scheduler), pipeline_(pipeline), m_(metrics), auth_(std::move(auth)),
+      limits_(limits) {
   const core::ModelConfig cfg = core::config_from_gguf(file);
   const PipelineConfig& pc = pipeline.config();
   pb::ModelInfo& i = static_info_;

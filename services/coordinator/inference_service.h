@@ -28,7 +28,7 @@ class InferenceService final : public tandem::v1::Inference::Service {
  public:
   // auth: checked first in every call (disabled when it holds no token).
   InferenceService(const core::gguf::File& file, const core::Tokenizer& tok, Scheduler& scheduler, Pipeline& pipeline,
-                   CoordinatorMetrics& metrics, const BearerAuth& auth, RequestLimits limits = {});
+                   CoordinatorMetrics& metrics, BearerAuth auth, RequestLimits limits = {});
 
   grpc::Status Generate(grpc::ServerContext* ctx, const tandem::v1::GenerateRequest* req,
                         grpc::ServerWriter<tandem::v1::GenerateResponse>* out) override;
@@ -51,7 +51,7 @@ class InferenceService final : public tandem::v1::Inference::Service {
   Scheduler& scheduler_;
   Pipeline& pipeline_;
   CoordinatorMetrics& m_;
-  const BearerAuth& auth_;
+  const BearerAuth auth_;  // a copy: a few strings
   const RequestLimits limits_;
   tandem::v1::ModelInfo static_info_;
 };

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -282,7 +283,11 @@ int run(const Options& o) {
   if (health_server) healths.push_back(health_server->GetHealthCheckService());
   // grpc.health.v1: "" and tandem.v1.Inference answer SERVING while the
   // pipeline is up (readiness); "liveness" while this process runs.
-  auto set_serving = [&healths](bool up) {
+  bool draining = false;  // once set, nothing turns readiness back on
+  std::mutex serving_mu;  // the pipeline's callbacks and the shutdown path both call set_serving
+  auto set_serving = [&healths, &draining, &serving_mu](bool up) {
+    std::lock_guard lk(serving_mu);
+    if (up && draining) return;
     for (auto* h : healths) {
       h->SetServingStatus("", up);
       h->SetServingStatus(tandem::v1::Inference::service_full_name(), up);
@@ -320,6 +325,10 @@ int run(const Options& o) {
   std::atomic<bool> never{false};
   const int sig = wait_for_shutdown(never);
   std::fprintf(stderr, "tandem-coordinator: shutting down (signal %d)\n", sig);
+  {
+    std::lock_guard lk(serving_mu);
+    draining = true;
+  }
   set_serving(false);
   // Drain: no new calls from here on (they get UNAVAILABLE); the streams in
   // flight, queued ones included, run to their end unless --drain-timeout

@@ -119,6 +119,10 @@ void Supervisor::loop() {
     std::this_thread::sleep_for(20ms);
   }
   if (supervise_) {
+    // Ask first (Shutdown RPC): a worker that got a signal too (Ctrl-C goes
+    // to the whole process group) keeps serving the pipeline until told;
+    // SIGTERM is the fallback for one that does not answer.
+    pipeline_.shutdown_workers();
     for (auto& w : workers_)
       if (w.pid > 0) ::kill(w.pid, SIGTERM);
     const auto deadline = Clock::now() + 3s;

@@ -267,6 +267,10 @@ class Worker final : public pb::Worker::Service {
     std::lock_guard lk(mu_);
     return stage_ != nullptr && pipe_ != nullptr;
   }
+  bool connected() {
+    std::lock_guard lk(mu_);
+    return pipe_ != nullptr;
+  }
 
   grpc::Status Stats(grpc::ServerContext*, const pb::WorkerStatsRequest*, pb::WorkerStats* st) override {
     update_memory_metrics();
@@ -613,6 +617,20 @@ int run_worker(const WorkerOptions& opt, StageFactory factory) {
     }
   });
   const int sig = wait_for_shutdown(worker.shutdown_requested);
+  // A signal while the coordinator's pipeline runs through us: keep serving
+  // it, so that its own drain can finish the streams in flight. Kubernetes
+  // sends SIGTERM to all three containers of the pod at once, and a terminal's
+  // Ctrl-C reaches the whole process group. The drain ends when the
+  // coordinator lets go of the rings (it exited: its heartbeat stops), at a
+  // second signal or a Shutdown RPC (the supervisor stopping us), or after
+  // --drain-timeout.
+  if (sig > 0 && opt.drain_timeout_s > 0 && worker.connected()) {
+    std::fprintf(stderr, "tandem-%s-worker: draining: serving the pipeline until the coordinator lets go (at most %.0f s)\n",
+                 opt.role.c_str(), opt.drain_timeout_s);
+    const auto until = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(opt.drain_timeout_s * 1000));
+    while (worker.connected() && Clock::now() < until)
+      if (wait_for_shutdown_for(worker.shutdown_requested, 100ms) != -1) break;
+  }
   health_stop = true;
   health_poll.join();
   std::fprintf(stderr, "tandem-%s-worker: shutting down (%s)\n", opt.role.c_str(), sig ? "signal" : "Shutdown RPC");
@@ -630,6 +648,8 @@ int worker_main(int argc, char** argv, const std::string& role, StageFactory fac
   opt.metrics_bind = "127.0.0.1:0";
   app.add_option("--listen", opt.listen, "control-plane address: unix:/path or HOST:PORT (port 0: any free port)");
   app.add_option("--metrics", opt.metrics_bind, "Prometheus endpoint HOST:PORT (port 0: any free port)");
+  app.add_option("--drain-timeout", opt.drain_timeout_s, "on SIGTERM/SIGINT while a pipeline runs through this worker: "
+                 "seconds it keeps serving until the coordinator lets go (a second signal ends it)");
   app.add_option("--health-listen", opt.health_listen,
                  "also serve grpc.health.v1 (and reflection, nothing else) on this HOST:PORT, for probes while --listen stays on loopback");
   app.add_option("-t,--threads", opt.threads, "compute threads when the coordinator does not say (0: all cores)");

@@ -37,6 +37,7 @@ struct WorkerOptions {
   bool mlock = false;        // lock the shard's weights in RAM
   bool pin_threads = false;  // one CPU per compute thread
   uint64_t memory_limit = 0; // refuse a shard needing more (weights + KV + scratch); 0: no limit
+  double drain_timeout_s = 25; // SIGTERM while connected: keep serving the coordinator this long at most
 };
 
 // Runs until Shutdown (RPC) or SIGINT/SIGTERM; returns the exit code.

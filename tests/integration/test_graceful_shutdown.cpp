@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include "tests/integration/service_harness.h"
@@ -15,35 +17,87 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// Tokens enough for a stream of about `seconds` at the speed this machine
+// just showed, so that it outlasts the 2 s the coordinator once gave streams.
+int tokens_for(tandem::v1::Inference::Stub& stub, double seconds) {
+  auto probe = greedy_request("Once upon a time", 48);
+  probe.mutable_options()->set_ignore_eos(true);
+  const auto t0 = Clock::now();
+  const auto r = generate(stub, probe);
+  const double tps = 48 / std::chrono::duration<double>(Clock::now() - t0).count();
+  return r.status.ok() ? std::clamp(static_cast<int>(tps * seconds), 96, 1500) : 160;
+}
+
 TEST(GracefulShutdown, SigtermLetsStreamsInFlightFinishAndRefusesNewCalls) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
-  Service svc(model, {"--gpu-layers", "10", "-c", "512", "--drain-timeout", "60"});
+  Service svc(model, {"--gpu-layers", "10", "-c", "2048", "--drain-timeout", "60"});
   auto stub = svc.stub();
-  // Long enough to outlast the 2 s the coordinator used to give streams.
-  auto req = greedy_request("Once upon a time", 160);
+  auto req = greedy_request("Once upon a time", tokens_for(*stub, 5.0));
   req.mutable_options()->set_ignore_eos(true);
   const auto reference = generate(*stub, req);
   ASSERT_TRUE(reference.status.ok()) << reference.status.error_message();
-  ASSERT_EQ(reference.ids.size(), 160u);
 
   StreamResult during;
-  const auto t0 = Clock::now();
-  std::thread client([&] { during = generate(*stub, req); });
-  std::this_thread::sleep_for(300ms);  // the stream is admitted and decoding
+  Clock::time_point stream_end;
+  std::thread client([&] {
+    during = generate(*stub, req);
+    stream_end = Clock::now();
+  });
+  std::this_thread::sleep_for(500ms);  // admitted and decoding
   ASSERT_EQ(::kill(svc.process().pid(), SIGTERM), 0);
-  std::this_thread::sleep_for(300ms);
+  const auto killed = Clock::now();
+  // The coordinator has begun to drain once its health stops saying SERVING.
+  for (int i = 0; i < 200 && svc.health() == "SERVING"; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
   // A new connection after SIGTERM: refused, not queued.
   auto fresh = grpc::CreateChannel(svc.addr(), grpc::InsecureChannelCredentials());
   const auto refused = generate(*tandem::v1::Inference::NewStub(fresh), greedy_request("Hi", 4), 5s);
   client.join();
-  const double stream_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
   EXPECT_TRUE(during.status.ok()) << during.status.error_message();
   EXPECT_EQ(during.ids, reference.ids) << "the drained stream lost or changed tokens";
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.status.error_message();
-  EXPECT_GT(stream_s, 0.6);
+  // The stream really was in flight at SIGTERM and outlived the old 2 s.
+  EXPECT_GT(std::chrono::duration<double>(stream_end - killed).count(), 2.0);
   const double exit_s = svc.process().terminate(30s);  // already exiting: this only waits
   EXPECT_GE(exit_s, 0) << "the coordinator did not exit after draining\n" << svc.process().log();
+}
+
+// Kubernetes stops a pod by sending SIGTERM to all its containers at once:
+// the workers must keep serving the coordinator's drain, then exit.
+TEST(GracefulShutdown, PodWideSigtermInAttachModeStillFinishesTheStream) {
+  TANDEM_REQUIRE_MODEL_OR_SKIP(model);
+  const std::string dir = ::testing::TempDir() + "tandem-drain-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  auto worker = [&](const std::string& role) {
+    return std::make_unique<Process>(std::vector<std::string>{build_dir() + "/tandem-" + role + "-worker", "--listen",
+                                                              "unix:" + dir + "/" + role + ".sock", "--metrics",
+                                                              "127.0.0.1:0", "--threads", "1"});
+  };
+  auto gpu = worker("gpu");
+  auto cpu = worker("cpu");
+  ASSERT_TRUE(gpu->wait_line("control on", 20s)) << gpu->log();
+  ASSERT_TRUE(cpu->wait_line("control on", 20s)) << cpu->log();
+  Service svc(model, {"--gpu-layers", "10", "-c", "2048", "--drain-timeout", "60", "--attach-gpu",
+                      "unix:" + dir + "/gpu.sock", "--attach-cpu", "unix:" + dir + "/cpu.sock"});
+  auto stub = svc.stub();
+  auto req = greedy_request("Once upon a time", tokens_for(*stub, 5.0));
+  req.mutable_options()->set_ignore_eos(true);
+  const auto reference = generate(*stub, req);
+  ASSERT_TRUE(reference.status.ok()) << reference.status.error_message();
+
+  StreamResult during;
+  std::thread client([&] { during = generate(*stub, req); });
+  std::this_thread::sleep_for(500ms);
+  for (pid_t p : {svc.process().pid(), gpu->pid(), cpu->pid()}) ::kill(p, SIGTERM);
+  client.join();
+  EXPECT_TRUE(during.status.ok()) << during.status.error_message() << "\n" << cpu->log();
+  EXPECT_EQ(during.ids, reference.ids);
+  // All three leave on their own once the coordinator is gone (no SIGKILL).
+  EXPECT_GE(svc.process().terminate(30s), 0);
+  EXPECT_GE(gpu->terminate(30s), 0) << gpu->log();
+  EXPECT_GE(cpu->terminate(30s), 0) << cpu->log();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

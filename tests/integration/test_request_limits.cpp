@@ -42,6 +42,12 @@ TEST(RequestLimits, RefusedByNameAndTheServiceKeepsServing) {
   const auto r = generate(*stub, ok);
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   EXPECT_EQ(r.ids.size(), 8u);
+  // Unset (0) means "the default": 128 capped to the limit, not a refusal.
+  auto unset = greedy_request("The capital of France is", 0);
+  unset.mutable_options()->set_ignore_eos(true);
+  const auto d = generate(*stub, unset);
+  ASSERT_TRUE(d.status.ok()) << d.status.error_message();
+  EXPECT_EQ(d.ids.size(), 8u);
   EXPECT_EQ(svc.health(), "SERVING");
 }
 

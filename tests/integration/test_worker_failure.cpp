@@ -110,6 +110,8 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
                          service);
   };
   for (const std::string role : {"gpu", "cpu"}) {
+    // Readiness is published by a 100 ms poll: give it a moment.
+    for (int i = 0; i < 50 && worker_health(role, "") != "SERVING"; ++i) std::this_thread::sleep_for(20ms);
     EXPECT_EQ(worker_health(role, ""), "SERVING") << role;
     EXPECT_EQ(worker_health(role, "tandem.v1.Worker"), "SERVING") << role;
     EXPECT_EQ(worker_health(role, "liveness"), "SERVING") << role;
@@ -124,8 +126,7 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   }
   EXPECT_TRUE(down);
   // Down is not dead: the coordinator stays live, so a liveness probe does
-  // not restart it while a worker comes back; the surviving worker still
-  // holds its shard but has lost its rings, so it is not ready.
+  // not restart it while a worker comes back.
   EXPECT_EQ(svc.health("tandem.v1.Inference"), "NOT_SERVING");
   EXPECT_EQ(svc.health("liveness"), "SERVING");
   cpu.reset();
