@@ -11,7 +11,7 @@ MODEL_DIR   ?= $(HOME)/.cache/tandem/models
 MODEL       ?= $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 export TANDEM_MODEL_DIR := $(MODEL_DIR)
 
-.PHONY: all deps build model fixtures run test test-asan bench fuzz clean
+.PHONY: all deps build model fixtures run test test-asan bench soak fuzz clean
 
 all: build
 
@@ -53,6 +53,14 @@ test-asan: deps model
 
 bench: build model
 	@bash bench/run.sh "$(BUILD)" "$(MODEL)"
+
+# Reliability runs (minutes; results go to docs/RELIABILITY.md): 100 worker
+# kills under 8 streams (TANDEM_KILLS=), then a soak of 16 verified streams
+# for SOAK_SECONDS (default 600) with RSS and fds sampled.
+SOAK_SECONDS ?= 600
+soak: build model
+	@$(BUILD)/tests/tandem_soak_tests
+	@python3 scripts/soak.py "$(BUILD)" "$(MODEL)" $(SOAK_SECONDS)
 
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \

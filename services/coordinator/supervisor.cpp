@@ -110,6 +110,9 @@ void Supervisor::loop() {
       try {
         pipeline_.bring_up(addresses_);
         std::fprintf(stderr, "tandem-coordinator: pipeline up\n");
+        // Workers that loaded and connected are not crash-looping: the next
+        // restart of either waits the shortest back-off again.
+        for (auto& w : workers_) w.backoff = 500ms;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "tandem-coordinator: cannot bring the pipeline up: %s\n", e.what());
         next_attempt = Clock::now() + 1s;

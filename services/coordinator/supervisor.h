@@ -4,7 +4,8 @@
 // Supervisor mode (what `make run` uses): starts tandem-gpu-worker and
 // tandem-cpu-worker as child processes on private Unix sockets, notices an
 // exit at once (waitpid), restarts it with backoff (0.5 s doubling to 30 s,
-// reset after a minute of uptime) and brings a new pipeline incarnation up.
+// reset after a minute of uptime or once the pipeline came up with it) and
+// brings a new pipeline incarnation up.
 //
 // Attach mode (one container per process, e.g. a Kubernetes pod): the
 // workers run on their own at given addresses; their control planes are
