@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -151,6 +153,38 @@ bool Service::wait_serving(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(50ms);
   }
   return false;
+}
+
+AttachedWorkers::AttachedWorkers(const std::string& tag)
+    : dir_(::testing::TempDir() + "tandem-" + tag + "-" + std::to_string(::getpid())) {
+  std::filesystem::create_directories(dir_);
+  gpu_ = start("gpu");
+  cpu_ = start("cpu");
+}
+
+AttachedWorkers::~AttachedWorkers() {
+  gpu_.reset();
+  cpu_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::unique_ptr<Process> AttachedWorkers::start(const std::string& role) {
+  auto p = std::make_unique<Process>(std::vector<std::string>{build_dir() + "/tandem-" + role + "-worker", "--listen",
+                                                              address(role), "--metrics", "127.0.0.1:0", "--threads", "1"});
+  if (!p->wait_line("control on", 20s)) throw std::runtime_error(role + " worker did not start:\n" + p->log());
+  return p;
+}
+
+std::vector<std::string> AttachedWorkers::coordinator_args() const {
+  return {"--attach-gpu", address("gpu"), "--attach-cpu", address("cpu")};
+}
+
+void AttachedWorkers::restart(const std::string& role) {
+  std::unique_ptr<Process>& slot = role == "gpu" ? gpu_ : cpu_;
+  slot.reset();
+  std::filesystem::remove(dir_ + "/" + role + ".sock");  // a dead predecessor's socket
+  slot = start(role);
 }
 
 std::string http_get(const std::string& url) {

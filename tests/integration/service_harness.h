@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +64,26 @@ class Service {
 // grpc.health.v1 Check of `service` over `channel`: "SERVING", "NOT_SERVING",
 // "NOT_FOUND" (no such service registered) or "UNREACHABLE".
 std::string health_status(const std::shared_ptr<grpc::Channel>& channel, const std::string& service);
+
+// Attach mode: both workers started on their own, on Unix sockets in a fresh
+// directory — what one container per process in a pod amounts to.
+class AttachedWorkers {
+ public:
+  // Starts both; throws with a worker's log when it does not come up.
+  explicit AttachedWorkers(const std::string& tag);
+  ~AttachedWorkers();  // stops them and removes the directory
+  Process& worker(const std::string& role) { return role == "gpu" ? *gpu_ : *cpu_; }
+  std::string address(const std::string& role) const { return "unix:" + dir_ + "/" + role + ".sock"; }
+  // --attach-gpu / --attach-cpu for a coordinator.
+  std::vector<std::string> coordinator_args() const;
+  // A fresh process at the same address, as an orchestrator restarts a container.
+  void restart(const std::string& role);
+
+ private:
+  std::unique_ptr<Process> start(const std::string& role);
+  std::string dir_;
+  std::unique_ptr<Process> gpu_, cpu_;
+};
 
 // GET http://127.0.0.1:PORT/metrics body ("" on failure).
 std::string http_get(const std::string& url);

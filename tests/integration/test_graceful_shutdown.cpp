@@ -67,19 +67,10 @@ TEST(GracefulShutdown, SigtermLetsStreamsInFlightFinishAndRefusesNewCalls) {
 // the workers must keep serving the coordinator's drain, then exit.
 TEST(GracefulShutdown, PodWideSigtermInAttachModeStillFinishesTheStream) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
-  const std::string dir = ::testing::TempDir() + "tandem-drain-" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  auto worker = [&](const std::string& role) {
-    return std::make_unique<Process>(std::vector<std::string>{build_dir() + "/tandem-" + role + "-worker", "--listen",
-                                                              "unix:" + dir + "/" + role + ".sock", "--metrics",
-                                                              "127.0.0.1:0", "--threads", "1"});
-  };
-  auto gpu = worker("gpu");
-  auto cpu = worker("cpu");
-  ASSERT_TRUE(gpu->wait_line("control on", 20s)) << gpu->log();
-  ASSERT_TRUE(cpu->wait_line("control on", 20s)) << cpu->log();
-  Service svc(model, {"--gpu-layers", "10", "-c", "2048", "--drain-timeout", "60", "--attach-gpu",
-                      "unix:" + dir + "/gpu.sock", "--attach-cpu", "unix:" + dir + "/cpu.sock"});
+  AttachedWorkers workers("drain");
+  std::vector<std::string> args = {"--gpu-layers", "10", "-c", "2048", "--drain-timeout", "60"};
+  for (const auto& a : workers.coordinator_args()) args.push_back(a);
+  Service svc(model, args);
   auto stub = svc.stub();
   auto req = greedy_request("Once upon a time", tokens_for(*stub, 5.0));
   req.mutable_options()->set_ignore_eos(true);
@@ -89,15 +80,16 @@ TEST(GracefulShutdown, PodWideSigtermInAttachModeStillFinishesTheStream) {
   StreamResult during;
   std::thread client([&] { during = generate(*stub, req); });
   std::this_thread::sleep_for(500ms);
-  for (pid_t p : {svc.process().pid(), gpu->pid(), cpu->pid()}) ::kill(p, SIGTERM);
+  Process& gpu = workers.worker("gpu");
+  Process& cpu = workers.worker("cpu");
+  for (pid_t p : {svc.process().pid(), gpu.pid(), cpu.pid()}) ::kill(p, SIGTERM);
   client.join();
-  EXPECT_TRUE(during.status.ok()) << during.status.error_message() << "\n" << cpu->log();
+  EXPECT_TRUE(during.status.ok()) << during.status.error_message() << "\n" << cpu.log();
   EXPECT_EQ(during.ids, reference.ids);
   // All three leave on their own once the coordinator is gone (no SIGKILL).
   EXPECT_GE(svc.process().terminate(30s), 0);
-  EXPECT_GE(gpu->terminate(30s), 0) << gpu->log();
-  EXPECT_GE(cpu->terminate(30s), 0) << cpu->log();
-  std::filesystem::remove_all(dir);
+  EXPECT_GE(gpu.terminate(30s), 0) << gpu.log();
+  EXPECT_GE(cpu.terminate(30s), 0) << cpu.log();
 }
 
 }  // namespace

@@ -85,20 +85,11 @@ INSTANTIATE_TEST_SUITE_P(Workers, WorkerKill, ::testing::Values("gpu", "cpu"),
 // Attach mode: workers started on their own (one container each in a pod).
 TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
-  const std::string dir = ::testing::TempDir() + "tandem-attach-" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  auto worker = [&](const std::string& role) {
-    return std::make_unique<Process>(std::vector<std::string>{build_dir() + "/tandem-" + role + "-worker", "--listen",
-                                                              "unix:" + dir + "/" + role + ".sock", "--metrics",
-                                                              "127.0.0.1:0", "--threads", "1"});
-  };
-  auto gpu = worker("gpu");
-  auto cpu = worker("cpu");
-  ASSERT_TRUE(gpu->wait_line("control on", 20s)) << gpu->log();
-  ASSERT_TRUE(cpu->wait_line("control on", 20s)) << cpu->log();
+  AttachedWorkers workers("attach");
   const auto expected = reference_ids(model, "The capital of France is", 8, 256);
-  Service svc(model, {"--gpu-layers", "10", "-c", "256", "--attach-gpu", "unix:" + dir + "/gpu.sock", "--attach-cpu",
-                      "unix:" + dir + "/cpu.sock"});
+  std::vector<std::string> args = {"--gpu-layers", "10", "-c", "256"};
+  for (const auto& a : workers.coordinator_args()) args.push_back(a);
+  Service svc(model, args);
   auto stub = svc.stub();
   auto r = generate(*stub, greedy_request("The capital of France is", 8));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
@@ -106,8 +97,7 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   // What Kubernetes' gRPC probes ask: each worker is ready ("" and
   // tandem.v1.Worker) once loaded and connected, and alive ("liveness").
   auto worker_health = [&](const std::string& role, const std::string& service) {
-    return health_status(grpc::CreateChannel("unix:" + dir + "/" + role + ".sock", grpc::InsecureChannelCredentials()),
-                         service);
+    return health_status(grpc::CreateChannel(workers.address(role), grpc::InsecureChannelCredentials()), service);
   };
   for (const std::string role : {"gpu", "cpu"}) {
     // Readiness is published by a 100 ms poll: give it a moment.
@@ -118,7 +108,7 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   }
   // A worker that dies is noticed (control plane probe) and, once an
   // orchestrator restarts it at the same address, the pipeline comes back.
-  ::kill(cpu->pid(), SIGKILL);
+  ::kill(workers.worker("cpu").pid(), SIGKILL);
   bool down = false;
   for (int i = 0; i < 100 && !down; ++i) {
     down = svc.health() == "NOT_SERVING";
@@ -129,10 +119,7 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   // not restart it while a worker comes back.
   EXPECT_EQ(svc.health("tandem.v1.Inference"), "NOT_SERVING");
   EXPECT_EQ(svc.health("liveness"), "SERVING");
-  cpu.reset();
-  std::filesystem::remove(dir + "/cpu.sock");
-  cpu = worker("cpu");
-  ASSERT_TRUE(cpu->wait_line("control on", 20s)) << cpu->log();
+  workers.restart("cpu");
   ASSERT_TRUE(svc.wait_serving(30s)) << svc.process().log();
   auto again = generate(*stub, greedy_request("The capital of France is", 8));
   ASSERT_TRUE(again.status.ok()) << again.status.error_message();
@@ -147,7 +134,6 @@ TEST(AttachMode, CoordinatorDrivesWorkersStartedSeparately) {
   series.append(file).append("\",model=\"").append(file.substr(0, file.size() - 5)).append("\",quant=\"Q4_1\"}");
   EXPECT_EQ(metric(body, series), 1) << body;
   svc.process().terminate();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
