@@ -3,22 +3,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace tandem::cli {
 
-namespace {
-std::string read_file(const std::string& path, const char* option) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw core::Error(std::string(option) + " " + path + ": cannot read it");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
 
 void add_connection_options(CLI::App& cmd, ConnectionOptions& c) {
   cmd.add_option("--addr", c.addr, "coordinator address HOST:PORT");
@@ -40,10 +30,10 @@ std::shared_ptr<grpc::Channel> make_channel(const ConnectionOptions& c, bool own
     return grpc::CreateCustomChannel(c.addr, grpc::InsecureChannelCredentials(), args);
   }
   grpc::SslCredentialsOptions ssl;
-  if (!c.tls_ca.empty()) ssl.pem_root_certs = read_file(c.tls_ca, "--tls-ca");  // else the system's roots
+  if (!c.tls_ca.empty()) ssl.pem_root_certs = core::read_whole_file(c.tls_ca, "--tls-ca");  // else the system's roots
   if (!c.tls_cert.empty()) {
-    ssl.pem_cert_chain = read_file(c.tls_cert, "--tls-cert");
-    ssl.pem_private_key = read_file(c.tls_key, "--tls-key");
+    ssl.pem_cert_chain = core::read_whole_file(c.tls_cert, "--tls-cert");
+    ssl.pem_private_key = core::read_whole_file(c.tls_key, "--tls-key");
   }
   if (!c.tls_server_name.empty()) args.SetSslTargetNameOverride(c.tls_server_name);
   return grpc::CreateCustomChannel(c.addr, grpc::SslCredentials(ssl), args);

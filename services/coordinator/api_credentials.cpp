@@ -2,20 +2,14 @@
 
 #include <grpcpp/security/server_credentials.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace tandem::services {
 
 namespace {
 std::string read_pem(const std::string& path, const char* option) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw core::Error(std::string(option) + " " + path + ": cannot read it");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string pem = ss.str();
+  const std::string pem = core::read_whole_file(path, option);
   if (pem.find("-----BEGIN ") == std::string::npos)
     throw core::Error(std::string(option) + " " + path + ": not a PEM file (no -----BEGIN line)");
   return pem;

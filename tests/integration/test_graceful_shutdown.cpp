@@ -28,12 +28,18 @@ int tokens_for(tandem::v1::Inference::Stub& stub, double seconds) {
   return r.status.ok() ? std::clamp(static_cast<int>(tps * seconds), 96, 1500) : 160;
 }
 
+// A greedy request of about 5 s here (ignore_eos: exactly that many tokens).
+tandem::v1::GenerateRequest long_request(tandem::v1::Inference::Stub& stub) {
+  auto req = greedy_request("Once upon a time", tokens_for(stub, 5.0));
+  req.mutable_options()->set_ignore_eos(true);
+  return req;
+}
+
 TEST(GracefulShutdown, SigtermLetsStreamsInFlightFinishAndRefusesNewCalls) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
   Service svc(model, {"--gpu-layers", "10", "-c", "2048", "--drain-timeout", "60"});
   auto stub = svc.stub();
-  auto req = greedy_request("Once upon a time", tokens_for(*stub, 5.0));
-  req.mutable_options()->set_ignore_eos(true);
+  const auto req = long_request(*stub);
   const auto reference = generate(*stub, req);
   ASSERT_TRUE(reference.status.ok()) << reference.status.error_message();
 
@@ -72,8 +78,7 @@ TEST(GracefulShutdown, PodWideSigtermInAttachModeStillFinishesTheStream) {
   for (const auto& a : workers.coordinator_args()) args.push_back(a);
   Service svc(model, args);
   auto stub = svc.stub();
-  auto req = greedy_request("Once upon a time", tokens_for(*stub, 5.0));
-  req.mutable_options()->set_ignore_eos(true);
+  const auto req = long_request(*stub);
   const auto reference = generate(*stub, req);
   ASSERT_TRUE(reference.status.ok()) << reference.status.error_message();
 
