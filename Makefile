@@ -6,12 +6,12 @@ FUZZ_BUILD  ?= build-fuzz
 JOBS        ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PROMPT      ?= Explain in two sentences why the sky is blue.
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 600
 MODEL_DIR   ?= $(HOME)/.cache/tandem/models
 MODEL       ?= $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 export TANDEM_MODEL_DIR := $(MODEL_DIR)
 
-.PHONY: all deps build model fixtures run test test-asan bench soak fuzz clean
+.PHONY: all deps build model fixtures run test test-asan test-fuzz bench soak fuzz clean
 
 all: build
 
@@ -44,6 +44,7 @@ run: build model
 test: build model fixtures
 	@cd $(BUILD) && TANDEM_REQUIRE_MODEL=1 ctest -LE gpu --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-fuzz
 
 test-asan: deps model
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DTANDEM_SANITIZE=ON -DTANDEM_CUDA=OFF -DTANDEM_BUILD_BENCH=OFF >/dev/null
@@ -62,12 +63,15 @@ soak: build model
 	@$(BUILD)/tests/tandem_soak_tests
 	@python3 scripts/soak.py "$(BUILD)" "$(MODEL)" $(SOAK_SECONDS)
 
-fuzz: deps
-	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-		-DTANDEM_FUZZ=ON -DTANDEM_CUDA=OFF -DTANDEM_BUILD_BENCH=OFF -DTANDEM_BUILD_TESTS=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_gguf
-	@mkdir -p $(FUZZ_BUILD)/corpus/gguf && cp -n tests/fuzz/corpus/gguf/* $(FUZZ_BUILD)/corpus/gguf/ 2>/dev/null || true
-	@$(FUZZ_BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/corpus/gguf
+# libFuzzer targets (clang; ASan + UBSan): the GGUF reader, the tokenizers,
+# chat templates, request validation and the shared-memory ring. Each runs
+# FUZZ_SECONDS (default 600) after replaying tests/fuzz/regressions/.
+fuzz: deps model
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) 1
+
+# The short pass `make test` runs: every target 30 s, two at a time.
+test-fuzz: deps model
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) 30 $(JOBS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

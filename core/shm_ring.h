@@ -82,6 +82,9 @@ class Ring {
   void unlink() noexcept;
 
   const std::string& name() const { return name_; }
+  // The whole segment as this side maps it (header and slots), for checks
+  // that a handed-out payload lies inside it (the ring fuzzer's).
+  std::span<const uint8_t> mapping() const { return {base_, mapped_}; }
   uint32_t slots() const { return slots_; }
   size_t slot_capacity() const { return capacity_; }
 

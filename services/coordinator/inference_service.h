@@ -10,19 +10,11 @@
 #include "services/coordinator/bearer_auth.h"
 #include "services/coordinator/coordinator_metrics.h"
 #include "services/coordinator/pipeline.h"
+#include "services/coordinator/request_validation.h"
 #include "services/coordinator/scheduler.h"
 #include "tandem/v1/inference.grpc.pb.h"
 
 namespace tandem::services {
-
-// What one request may ask for (INVALID_ARGUMENT naming the field and the
-// limit beyond it). 0: no limit of its own (the context still bounds tokens).
-struct RequestLimits {
-  int32_t max_prompt_tokens = 0;  // --max-prompt-tokens
-  int32_t max_new_tokens = 0;     // --max-new-tokens: options.max_tokens above it is refused; -1 means up to it
-  int32_t max_stop_strings = 16;  // --max-stop-strings
-  int32_t max_stop_bytes = 256;   // bytes per stop string
-};
 
 class InferenceService final : public tandem::v1::Inference::Service {
  public:

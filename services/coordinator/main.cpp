@@ -51,6 +51,7 @@ struct Options {
   std::string worker_dir;
   std::string gpu_worker_metrics = "127.0.0.1:0", cpu_worker_metrics = "127.0.0.1:0";
   double step_timeout_s = 600;
+  double worker_hang_timeout_s = 30;
   double drain_timeout_s = 25;  // SIGTERM: how long streams in flight may still run
   TlsOptions tls;               // the API port's TLS / mTLS
   std::string auth_token_file;  // bearer tokens (also TANDEM_AUTH_TOKENS)
@@ -301,7 +302,8 @@ int run(const Options& o) {
     if (!up) std::fprintf(stderr, "tandem-coordinator: pipeline down: %s\n", why.c_str());
   });
 
-  Supervisor supervisor(pipeline, procs, addresses, !attach);
+  Supervisor supervisor(pipeline, procs, addresses, !attach,
+                        std::chrono::milliseconds(static_cast<int64_t>(o.worker_hang_timeout_s * 1000)));
   // Both series exist from the start at 0, so rate()/increase() see the first restart.
   for (const StagePlan& s : stages) cm.restarts.Add({{"worker", s.role}});
   supervisor.on_restart([&](const std::string& role) { cm.restarts.Add({{"worker", role}}).Increment(); });
@@ -400,6 +402,10 @@ int main(int argc, char** argv) {
                  "on SIGTERM/SIGINT: seconds the streams in flight may still run (new calls get UNAVAILABLE at once)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--step-timeout", o.step_timeout_s, "seconds one pipeline step may take before the pipeline is reset");
+  app.add_option("--worker-hang-timeout", o.worker_hang_timeout_s,
+                 "supervisor mode: seconds a worker may leave its control plane unanswered before it is killed and "
+                 "restarted (0: never; after 5 s the pipeline already goes down)")
+      ->check(CLI::NonNegativeNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -133,9 +133,18 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
                                      sizeof(wire::BatchHeader) + wire::kMaxErrorText);
   const size_t logits_cap = std::max(wire::message_bytes(cfg_.max_sequences, cfg_.n_vocab, wire::DType::F32),
                                      sizeof(wire::BatchHeader) + wire::kMaxErrorText);
-  auto r = std::make_shared<Rings>(Rings{shm::Ring::create(shm::unique_name("in"), 2, hidden_cap),
-                                         shm::Ring::create(shm::unique_name("mid"), 2, hidden_cap),
-                                         shm::Ring::create(shm::unique_name("out"), 2, logits_cap), ++generation_, ""});
+  // One at a time, so that when a later one cannot be made (a full
+  // /dev/shm) the names made before it are removed again, not left behind.
+  std::vector<shm::Ring> made;
+  try {
+    made.push_back(shm::Ring::create(shm::unique_name("in"), 2, hidden_cap));
+    made.push_back(shm::Ring::create(shm::unique_name("mid"), 2, hidden_cap));
+    made.push_back(shm::Ring::create(shm::unique_name("out"), 2, logits_cap));
+  } catch (...) {
+    for (auto& ring : made) ring.unlink();
+    throw;
+  }
+  auto r = std::make_shared<Rings>(Rings{std::move(made[0]), std::move(made[1]), std::move(made[2]), ++generation_, ""});
   const std::string names[3] = {r->to_first.name(), r->between.name(), r->to_coord.name()};
   auto unlink_all = [&] {
     r->to_first.unlink();
@@ -160,6 +169,10 @@ void Pipeline::bring_up(const std::vector<std::string>& addresses) {
   r->to_first.beat(shm::Side::Producer);
   r->to_coord.beat(shm::Side::Consumer);
   rings_ = r;
+  {
+    std::lock_guard rl(reason_mu_);
+    down_reason_.clear();
+  }
   for (auto& st : status_) st.up = true;
   up_ = true;
   lk.unlock();
@@ -172,7 +185,21 @@ void Pipeline::mark_down(const std::string& why) {
     if (!up_.exchange(false)) return;
     if (rings_) rings_->down_reason = why;
   }
+  {
+    std::lock_guard rl(reason_mu_);
+    down_reason_ = why;
+  }
   if (on_state_) on_state_(false, why);
+}
+
+std::string Pipeline::down_reason() {
+  std::lock_guard rl(reason_mu_);
+  return up_ ? std::string() : down_reason_;
+}
+
+void Pipeline::note_bring_up_failure(const std::string& why) {
+  std::lock_guard rl(reason_mu_);
+  down_reason_ = why;
 }
 
 bool Pipeline::probe(std::string& why) {

@@ -93,6 +93,11 @@ class Pipeline {
   void bring_up(const std::vector<std::string>& addresses);
   void mark_down(const std::string& why);
   bool up() const { return up_.load(); }
+  // Why the pipeline is down: the failure that took it down, or the latest
+  // failed bring_up (a worker that cannot load its shard, /dev/shm full);
+  // "" while up or before the first attempt. Clients are told this.
+  std::string down_reason();
+  void note_bring_up_failure(const std::string& why);
 
   // Checks the workers' control planes (attach mode): false + why when one
   // does not answer, is not loaded, or restarted (pid changed).
@@ -123,6 +128,10 @@ class Pipeline {
   std::vector<std::unique_ptr<tandem::v1::Worker::Stub>> stubs_;
   std::vector<StageStatus> status_;
   std::shared_ptr<Rings> rings_;
+  // Its own lock: bring_up holds mu_ through shard loads (minutes), and a
+  // request refused meanwhile must still learn why at once.
+  std::mutex reason_mu_;
+  std::string down_reason_;
   std::atomic<bool> up_{false};
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> heartbeat_stop_{false};

@@ -66,8 +66,11 @@ grpc::Status Scheduler::submit(const std::shared_ptr<Request>& r) {
   {
     std::lock_guard lk(mu_);
     if (stopping_) return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"};
-    if (!pipeline_.up())
-      return {grpc::StatusCode::UNAVAILABLE, "the pipeline is down (a worker is restarting); retry shortly"};
+    if (!pipeline_.up()) {
+      const std::string why = pipeline_.down_reason();
+      return {grpc::StatusCode::UNAVAILABLE,
+              "the pipeline is down (" + (why.empty() ? std::string("the workers are starting") : why) + "); retry shortly"};
+    }
     if (static_cast<int32_t>(waiting_.size()) >= cfg_.max_queue)
       return {grpc::StatusCode::RESOURCE_EXHAUSTED,
               "queue full: " + std::to_string(waiting_.size()) + " requests already wait (--max-queue " +

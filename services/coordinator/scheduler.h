@@ -24,19 +24,12 @@
 #include "cpu_worker/llama_engine.h"
 #include "services/coordinator/coordinator_metrics.h"
 #include "services/coordinator/pipeline.h"
+#include "services/coordinator/request_validation.h"
 #include "tandem/v1/inference.pb.h"
 
 namespace tandem::services {
 
 using Clock = std::chrono::steady_clock;
-
-struct GenerationSettings {
-  int32_t max_tokens = 128;   // -1: until the context is full
-  core::SamplingParams sampling;
-  std::vector<std::string> stop;
-  bool ignore_eos = false;
-  int32_t logprobs = 0;
-};
 
 // One streamed request. The scheduler thread fills `events`; the gRPC
 // handler thread drains them. Status OK + final message ends the stream.

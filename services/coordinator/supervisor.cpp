@@ -8,20 +8,30 @@
 #include <cstdio>
 #include <cstring>
 
+#include <grpcpp/grpcpp.h>
+
 #include "core/error.h"
 
 namespace tandem::services {
 
+namespace pb = tandem::v1;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+// Silence after which a worker counts as frozen. Well above a Health
+// answer's worst case on a machine busy decoding (tens of ms), and the
+// heartbeats already end a step in flight after 1 s.
+constexpr auto kSilent = 5s;
+
 Supervisor::Supervisor(Pipeline& pipeline, std::vector<WorkerProcess> workers, std::vector<std::string> addresses,
-                       bool supervise)
-    : pipeline_(pipeline), workers_(std::move(workers)), addresses_(std::move(addresses)), supervise_(supervise) {
+                       bool supervise, std::chrono::milliseconds hang_timeout)
+    : pipeline_(pipeline), workers_(std::move(workers)), addresses_(std::move(addresses)), supervise_(supervise),
+      hang_timeout_(hang_timeout) {
   if (supervise_) {
     addresses_.clear();
     for (const auto& w : workers_) addresses_.push_back(w.listen);
   }
+  heard_.resize(addresses_.size());
 }
 
 Supervisor::~Supervisor() { stop(); }
@@ -32,11 +42,59 @@ void Supervisor::start() {
   // Spawn from the thread that lives as long as the coordinator: children
   // get SIGTERM (PR_SET_PDEATHSIG) when it dies, so no worker outlives us.
   thread_ = std::thread([this] { loop(); });
+  watchdog_ = std::thread([this] { watch(); });
 }
 
 void Supervisor::stop() {
   if (stop_.exchange(true)) return;
+  if (watchdog_.joinable()) watchdog_.join();
   if (thread_.joinable()) thread_.join();
+}
+
+void Supervisor::watch() {
+  std::vector<std::unique_ptr<pb::Worker::Stub>> stubs;
+  for (const auto& a : addresses_) stubs.push_back(pb::Worker::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials())));
+  while (!stop_) {
+    for (size_t i = 0; i < stubs.size() && !stop_; ++i) {
+      pb::WorkerHealth h;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 1s);
+      if (!stubs[i]->Health(&ctx, pb::WorkerHealthRequest(), &h).ok()) continue;
+      std::lock_guard lk(heard_mu_);
+      heard_[i] = {h.pid(), Clock::now()};
+    }
+    for (int k = 0; k < 10 && !stop_; ++k) std::this_thread::sleep_for(50ms);
+  }
+}
+
+void Supervisor::check_silence() {
+  std::vector<Heard> heard;
+  {
+    std::lock_guard lk(heard_mu_);
+    heard = heard_;
+  }
+  const auto now = Clock::now();
+  any_silent_ = false;
+  for (size_t i = 0; i < heard.size(); ++i) {
+    // Only the process that answered before counts: a fresh one (after a
+    // restart) is starting up, not hung, until it has answered once.
+    if (heard[i].pid == 0) continue;
+    if (supervise_ && (workers_[i].pid <= 0 || workers_[i].pid != heard[i].pid)) continue;
+    const auto silent = now - heard[i].at;
+    const std::string role = pipeline_.stages()[i].role;
+    const std::string secs = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count());
+    if (silent > kSilent) any_silent_ = true;
+    if (silent > kSilent && pipeline_.up())
+      pipeline_.mark_down(role + " worker (pid " + std::to_string(heard[i].pid) + ") has not answered its control plane for " +
+                          secs + " s");
+    if (supervise_ && hang_timeout_.count() > 0 && silent > hang_timeout_) {
+      std::fprintf(stderr, "tandem-coordinator: %s worker (pid %d) has not answered for %s s (--worker-hang-timeout); killing it\n",
+                   role.c_str(), static_cast<int>(workers_[i].pid), secs.c_str());
+      ::kill(workers_[i].pid, SIGKILL);  // reap() restarts it
+      std::lock_guard lk(heard_mu_);
+      heard_[i] = {};
+    }
+  }
 }
 
 void Supervisor::spawn(WorkerProcess& w) {
@@ -94,6 +152,7 @@ void Supervisor::loop() {
   auto next_probe = Clock::now();
   auto next_attempt = Clock::now();
   while (!stop_) {
+    check_silence();
     if (supervise_) {
       reap();
       for (auto& w : workers_)
@@ -106,7 +165,9 @@ void Supervisor::loop() {
     bool all_running = true;
     if (supervise_)
       for (auto& w : workers_) all_running = all_running && w.pid > 0;
-    if (!pipeline_.up() && all_running && Clock::now() >= next_attempt) {
+    // A frozen worker would hold bring_up in its 10 s Health wait; wait for
+    // it to answer again (or for the hang timeout to replace it) instead.
+    if (!pipeline_.up() && all_running && !any_silent_ && Clock::now() >= next_attempt) {
       try {
         pipeline_.bring_up(addresses_);
         std::fprintf(stderr, "tandem-coordinator: pipeline up\n");
@@ -115,6 +176,7 @@ void Supervisor::loop() {
         for (auto& w : workers_) w.backoff = 500ms;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "tandem-coordinator: cannot bring the pipeline up: %s\n", e.what());
+        pipeline_.note_bring_up_failure(e.what());
         next_attempt = Clock::now() + 1s;
       }
       continue;

@@ -4,9 +4,7 @@
 // tensor inside the file, every getter must behave, and writing it back with
 // the Writer must give a file that reads back the same.
 //
-// Build (seed corpus in tests/fuzz/corpus/gguf/):
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/fuzz_gguf.cpp core/gguf_file.cpp core/gguf_writer.cpp core/quant_types.cpp
+// Seed corpus: tests/fuzz/corpus/gguf/. Built and run by `make fuzz`.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -21,19 +19,12 @@
 #include "core/error.h"
 #include "core/gguf_file.h"
 #include "core/gguf_writer.h"
+#include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
 using namespace tandem::core;
 using namespace tandem::core::gguf;
-
-#define FUZZ_CHECK(cond)                                              \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      std::fprintf(stderr, "check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                   \
-    }                                                                 \
-  } while (0)
 
 // A memfd holding `n` bytes of `data`; returns its /proc path.
 std::string fill_memfd(int fd, const uint8_t* data, size_t n) {

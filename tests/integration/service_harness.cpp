@@ -112,9 +112,14 @@ std::string Process::log() const {
   return ss.str();
 }
 
-Service::Service(const std::string& model, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {build_dir() + "/tandem-coordinator", "-m", model, "--listen", "127.0.0.1:0",
-                                   "--metrics", "127.0.0.1:0", "--threads-gpu", "1", "--threads-cpu", "1"};
+Service::Service(const std::string& model, std::vector<std::string> extra, bool wait_for_serving,
+                 std::vector<std::string> prefix) {
+  std::vector<std::string> argv = std::move(prefix);
+  for (const std::string& a : {build_dir() + "/tandem-coordinator", std::string("-m"), model, std::string("--listen"),
+                               std::string("127.0.0.1:0"), std::string("--metrics"), std::string("127.0.0.1:0"),
+                               std::string("--threads-gpu"), std::string("1"), std::string("--threads-cpu"),
+                               std::string("1")})
+    argv.push_back(a);
   argv.insert(argv.end(), extra.begin(), extra.end());
   proc_ = std::make_unique<Process>(argv);
   auto serving = proc_->wait_line("serving tandem.v1.Inference on ", 30s);
@@ -124,7 +129,7 @@ Service::Service(const std::string& model, std::vector<std::string> extra) {
   auto metrics = proc_->wait_line("metrics on ", 10s);
   if (!metrics) throw std::runtime_error("coordinator printed no metrics URL:\n" + proc_->log());
   metrics_url_ = metrics->substr(metrics->find("http://"));
-  if (!wait_serving(60s)) throw std::runtime_error("coordinator never became SERVING:\n" + proc_->log());
+  if (wait_for_serving && !wait_serving(60s)) throw std::runtime_error("coordinator never became SERVING:\n" + proc_->log());
 }
 
 std::shared_ptr<grpc::Channel> Service::channel() { return grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()); }
@@ -155,8 +160,8 @@ bool Service::wait_serving(std::chrono::milliseconds timeout) {
   return false;
 }
 
-AttachedWorkers::AttachedWorkers(const std::string& tag)
-    : dir_(::testing::TempDir() + "tandem-" + tag + "-" + std::to_string(::getpid())) {
+AttachedWorkers::AttachedWorkers(const std::string& tag, std::vector<std::string> prefix)
+    : dir_(::testing::TempDir() + "tandem-" + tag + "-" + std::to_string(::getpid())), prefix_(std::move(prefix)) {
   std::filesystem::create_directories(dir_);
   gpu_ = start("gpu");
   cpu_ = start("cpu");
@@ -170,8 +175,12 @@ AttachedWorkers::~AttachedWorkers() {
 }
 
 std::unique_ptr<Process> AttachedWorkers::start(const std::string& role) {
-  auto p = std::make_unique<Process>(std::vector<std::string>{build_dir() + "/tandem-" + role + "-worker", "--listen",
-                                                              address(role), "--metrics", "127.0.0.1:0", "--threads", "1"});
+  std::vector<std::string> argv = prefix_;
+  for (const std::string& a : {build_dir() + "/tandem-" + role + "-worker", std::string("--listen"), address(role),
+                               std::string("--metrics"), std::string("127.0.0.1:0"), std::string("--threads"),
+                               std::string("1")})
+    argv.push_back(a);
+  auto p = std::make_unique<Process>(argv);
   if (!p->wait_line("control on", 20s)) throw std::runtime_error(role + " worker did not start:\n" + p->log());
   return p;
 }

@@ -46,7 +46,11 @@ class Process {
 // A coordinator in supervisor mode on free ports.
 class Service {
  public:
-  explicit Service(const std::string& model, std::vector<std::string> extra_args);
+  // wait_for_serving: false returns once the coordinator listens, for tests
+  // whose pipeline cannot come up yet.
+  // prefix: a command the coordinator runs under (e.g. unshare ... --).
+  explicit Service(const std::string& model, std::vector<std::string> extra_args, bool wait_for_serving = true,
+                   std::vector<std::string> prefix = {});
   const std::string& addr() const { return addr_; }
   const std::string& metrics_url() const { return metrics_url_; }
   Process& process() { return *proc_; }
@@ -70,7 +74,8 @@ std::string health_status(const std::shared_ptr<grpc::Channel>& channel, const s
 class AttachedWorkers {
  public:
   // Starts both; throws with a worker's log when it does not come up.
-  explicit AttachedWorkers(const std::string& tag);
+  // prefix: a command the workers run under (e.g. unshare ... --).
+  explicit AttachedWorkers(const std::string& tag, std::vector<std::string> prefix = {});
   ~AttachedWorkers();  // stops them and removes the directory
   Process& worker(const std::string& role) { return role == "gpu" ? *gpu_ : *cpu_; }
   std::string address(const std::string& role) const { return "unix:" + dir_ + "/" + role + ".sock"; }
@@ -82,6 +87,7 @@ class AttachedWorkers {
  private:
   std::unique_ptr<Process> start(const std::string& role);
   std::string dir_;
+  std::vector<std::string> prefix_;
   std::unique_ptr<Process> gpu_, cpu_;
 };
 
