@@ -31,7 +31,7 @@ namespace {
 namespace pb = tandem::v1;
 using Clock = std::chrono::steady_clock;
 
-struct BenchOptions {
+struct ClientBenchOptions {
   ConnectionOptions conn;
   int concurrency = 8;
   double duration_s = 30;
@@ -115,7 +115,7 @@ Sample one_request(pb::Inference::Stub& stub, const ConnectionOptions& conn, con
   return s;
 }
 
-int run_bench(const BenchOptions& o) {
+int run_client_bench(const ClientBenchOptions& o) {
   if (o.concurrency < 1) throw core::Error("--concurrency must be at least 1");
   if (o.min_tokens < 1 || o.max_tokens < o.min_tokens) throw core::Error("need 1 <= --min-tokens <= --max-tokens");
   if (o.cancel_rate < 0 || o.cancel_rate > 1) throw core::Error("--cancel-rate must be in 0..1");
@@ -231,7 +231,7 @@ int run_bench(const BenchOptions& o) {
 }  // namespace
 
 void register_client_bench(CLI::App& client, Action& action) {
-  auto o = std::make_shared<BenchOptions>();
+  auto o = std::make_shared<ClientBenchOptions>();
   auto* b = client.add_subcommand("bench", "load: N concurrent streaming clients for T seconds; throughput and latency percentiles");
   add_connection_options(*b, o->conn);
   b->add_option("-c,--concurrency", o->concurrency, "concurrent streaming clients (one connection each)");
@@ -243,7 +243,7 @@ void register_client_bench(CLI::App& client, Action& action) {
   b->add_option("--seed", o->seed, "seed of the prompt, length and cancel draws");
   b->add_flag("--verify", o->verify, "check every stream against the prompt's greedy output run alone");
   b->add_flag("--json", o->json, "one JSON document on stdout");
-  b->callback([o, &action] { action = [o] { return run_bench(*o); }; });
+  b->callback([o, &action] { action = [o] { return run_client_bench(*o); }; });
 }
 
 }  // namespace tandem::cli

@@ -8,8 +8,8 @@
 //   - valid UTF-8 without special-token parsing decodes back to the same
 //     bytes, for the vocabularies whose decoder is lossless (byte-level BPE
 //     without llama.cpp's " ," clean-up, and SentencePiece with byte fallback)
-//     — less the ASCII bytes the vocabulary has no token for, which llama.cpp
-//     drops too (SmolLM2 has none for most control characters);
+//     — less the bytes the vocabulary has no token for, which llama.cpp
+//     drops too (SmolLM2 has none for most ASCII control bytes);
 //   - the same bytes read as ids (in and out of range) decode without harm.
 #include <array>
 #include <cstdint>
@@ -52,31 +52,58 @@ const std::vector<tandem::fuzz::LoadedVocab>& vocabs() {
 // Decoders that give back exactly the bytes they were given.
 bool lossless(const tandem::fuzz::LoadedVocab& v) { return v.pre.empty() || v.pre == "smollm"; }
 
-// Per vocabulary, the ASCII bytes that encode to something: "x" + byte
-// must give more tokens than "x" alone or a different one.
-std::vector<std::array<bool, 128>> ascii_tokens() {
-  std::vector<std::array<bool, 128>> out;
+// GPT-2's byte-level alphabet: printable Latin-1 bytes stand for
+// themselves, the other 68 for the code points from 256 on, in byte order.
+uint32_t byte_level_char(unsigned b) {
+  if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) return b;
+  uint32_t n = 0;
+  for (unsigned c = 0; c < b; ++c)
+    if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174)) ++n;
+  return 256 + n;
+}
+
+std::string utf8(uint32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+  return out;
+}
+
+// Per vocabulary, the bytes it has a token for: its byte-level character
+// (BPE) or its <0xXX> byte-fallback token (SentencePiece). A byte without
+// one is dropped on encoding, by llama.cpp as by us (SmolLM2 lacks most
+// ASCII control bytes and a few others).
+std::vector<std::array<bool, 256>> byte_tokens() {
+  std::vector<std::array<bool, 256>> out;
   for (const auto& v : vocabs()) {
-    std::array<bool, 128> ok{};
-    const auto base = v.tok->encode("x", false, false);
-    for (int b = 0; b < 128; ++b) {
-      const std::string probe = std::string("x") + static_cast<char>(b);
-      ok[b] = v.tok->encode(probe, false, false) != base;
+    std::array<bool, 256> ok{};
+    for (unsigned b = 0; b < 256; ++b) {
+      char spm[8];
+      std::snprintf(spm, sizeof spm, "<0x%02X>", b);
+      ok[b] = v.tok->find(v.pre.empty() ? std::string(spm) : utf8(byte_level_char(b))).has_value();
     }
     out.push_back(ok);
   }
   return out;
 }
 
-const std::array<bool, 128>& ascii_ok(size_t vocab) {
-  static const auto all = ascii_tokens();
+const std::array<bool, 256>& byte_ok(size_t vocab) {
+  static const auto all = byte_tokens();
   return all[vocab];
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  for (size_t i = 0; i < vocabs().size(); ++i) (void)ascii_ok(i);
+  for (size_t i = 0; i < vocabs().size(); ++i) (void)byte_ok(i);
   return 0;
 }
 
@@ -98,7 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string back = tok.decode(ids, false);
     std::string want;
     for (char c : text)
-      if (static_cast<unsigned char>(c) >= 128 || ascii_ok(which)[static_cast<unsigned char>(c)]) want += c;
+      if (byte_ok(which)[static_cast<unsigned char>(c)]) want += c;
     if (back != want) {
       std::fprintf(stderr, "round trip differs on %s: %zu bytes in, %zu out\n", v.path.c_str(), text.size(),
                    back.size());

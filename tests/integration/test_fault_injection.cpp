@@ -50,13 +50,14 @@ size_t count_entries(const std::string& dir, const std::string& prefix = "") {
   return n;
 }
 
-// What a fault could leak in the coordinator: descriptors, and ring names it
-// created (/dev/shm/tandem-<pid>-...).
+// What a fault could leak in the coordinator: descriptors, threads, and ring
+// names it created (/dev/shm/tandem-<pid>-...).
 struct Resources {
-  size_t fds = 0, shm = 0;
+  size_t fds = 0, threads = 0, shm = 0;
 };
 Resources resources(pid_t coordinator) {
-  return {count_entries("/proc/" + std::to_string(coordinator) + "/fd"),
+  const std::string proc = "/proc/" + std::to_string(coordinator);
+  return {count_entries(proc + "/fd"), count_entries(proc + "/task"),
           count_entries("/dev/shm", "tandem-" + std::to_string(coordinator) + "-")};
 }
 
@@ -90,6 +91,11 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeo
   return cond();
 }
 
+// The greedy answer and the coordinator's resources before a fault.
+std::pair<StreamResult, Resources> baseline(Service& svc, pb::Inference::Stub& stub) {
+  return {generate(stub, greedy_request("The capital of France is", 8)), resources(svc.process().pid())};
+}
+
 // After recovery: the same greedy answer, no KV slot held, nothing leaked.
 void expect_recovered(Service& svc, pb::Inference::Stub& stub, const StreamResult& before, const Resources& base) {
   ASSERT_TRUE(svc.wait_serving(60s)) << svc.process().log();
@@ -105,8 +111,12 @@ void expect_recovered(Service& svc, pb::Inference::Stub& stub, const StreamResul
   EXPECT_EQ(metric(body, "tandem_pipeline_up"), 1);
   const Resources now = resources(svc.process().pid());
   EXPECT_EQ(now.shm, 0u) << "ring names left in /dev/shm";
-  // A reconnecting channel may hold one descriptor more for a moment.
+  // A reconnecting channel may hold one descriptor more for a moment, and
+  // gRPC's pollers come and go with load.
   EXPECT_LE(now.fds, base.fds + 2) << "descriptors before the fault: " << base.fds;
+  EXPECT_LE(now.threads, base.threads + 2) << "threads before the fault: " << base.threads;
+  std::fprintf(stderr, "coordinator before/after the fault: %zu/%zu fds, %zu/%zu threads\n", base.fds, now.fds,
+               base.threads, now.threads);
 }
 
 // The request refused while the fault lasts: UNAVAILABLE, saying why.
@@ -123,9 +133,8 @@ TEST(FaultInjection, StalledWorkerPastTheRingTimeoutThenResumed) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
   Service svc(model, kSmall);
   auto stub = svc.stub();
-  const auto before = generate(*stub, greedy_request("The capital of France is", 8));
-  ASSERT_TRUE(before.status.ok());
-  const Resources base = resources(svc.process().pid());
+  const auto [before, base] = baseline(svc, *stub);
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
   const int64_t pid = stage_pid(*stub, "cpu");
   ASSERT_GT(pid, 0);
 
@@ -156,9 +165,8 @@ TEST(FaultInjection, FrozenWorkerIsNoticedIdleAndReplaced) {
   args.insert(args.end(), {"--worker-hang-timeout", "3"});
   Service svc(model, args);
   auto stub = svc.stub();
-  const auto before = generate(*stub, greedy_request("The capital of France is", 8));
-  ASSERT_TRUE(before.status.ok());
-  const Resources base = resources(svc.process().pid());
+  const auto [before, base] = baseline(svc, *stub);
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
   const int64_t pid = stage_pid(*stub, "gpu");
   ASSERT_GT(pid, 0);
 
@@ -184,9 +192,8 @@ TEST(FaultInjection, CorruptSlotHeaderEndsTheStreamAndFreshRingsRecover) {
   TANDEM_REQUIRE_MODEL_OR_SKIP(model);
   Service svc(model, kSmall);
   auto stub = svc.stub();
-  const auto before = generate(*stub, greedy_request("The capital of France is", 8));
-  ASSERT_TRUE(before.status.ok());
-  const Resources base = resources(svc.process().pid());
+  const auto [before, base] = baseline(svc, *stub);
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
   // The last stage (the one with the output head) reads the ring "mid".
   std::string last_role;
   {
@@ -295,9 +302,8 @@ TEST(FaultInjection, FullDevShmRefusesClearlyAndRecoversWhenFreed) {
   if (!private_dev_shm("64m", why)) GTEST_SKIP() << "needs a private /dev/shm: " << why;
   Service svc(model, kSmall);
   auto stub = svc.stub();
-  const auto before = generate(*stub, greedy_request("The capital of France is", 8));
-  ASSERT_TRUE(before.status.ok());
-  const Resources base = resources(svc.process().pid());
+  const auto [before, base] = baseline(svc, *stub);
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
 
   // Leave 3 MiB: room for the first ring of a new incarnation (2 slots of
   // 512 rows × 576 floats, about 2.4 MB) but not for the second.
