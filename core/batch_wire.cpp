@@ -1,6 +1,7 @@
 #include "core/batch_wire.h"
 
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "core/quant_blocks.h"
@@ -17,7 +18,14 @@ const char* dtype_name(DType t) { return t == DType::F16 ? "f16" : "f32"; }
 size_t dtype_bytes(DType t) { return t == DType::F16 ? 2 : 4; }
 
 size_t message_bytes(uint32_t n_rows, uint32_t row_width, DType t) {
-  return sizeof(BatchHeader) + size_t{n_rows} * sizeof(RowMeta) + size_t{n_rows} * row_width * dtype_bytes(t);
+  // n_rows × row_width fits 64 bits, but not once multiplied by the element
+  // size and added to: a header claiming 2^31 rows of 2^32 values wrapped to
+  // a few bytes and passed parse()'s size check (found by fuzz_shm_ring).
+  size_t payload = 0, total = 0;
+  if (__builtin_mul_overflow(size_t{n_rows} * row_width, dtype_bytes(t), &payload) ||
+      __builtin_add_overflow(payload, sizeof(BatchHeader) + size_t{n_rows} * sizeof(RowMeta), &total))
+    return std::numeric_limits<size_t>::max();
+  return total;
 }
 
 size_t write_rows(std::span<uint8_t> slot, Kind kind, uint64_t generation, uint64_t batch_id,
@@ -72,7 +80,7 @@ BatchView parse(std::span<const uint8_t> msg) {
   if (h.kind != static_cast<uint32_t>(Kind::Hidden) && h.kind != static_cast<uint32_t>(Kind::Logits))
     throw Error("batch message has unknown kind " + std::to_string(h.kind));
   if (h.dtype > static_cast<uint32_t>(DType::F16)) throw Error("batch message has unknown dtype " + std::to_string(h.dtype));
-  // n_rows and row_width are 32-bit, so this product cannot overflow 64 bits.
+  // message_bytes saturates instead of wrapping, so a huge claim fails here.
   if (message_bytes(h.n_rows, h.row_width, static_cast<DType>(h.dtype)) > msg.size())
     throw Error("batch message of " + std::to_string(h.n_rows) + " rows × " + std::to_string(h.row_width) +
                 " does not fit its " + std::to_string(msg.size()) + " bytes");

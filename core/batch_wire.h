@@ -52,7 +52,7 @@ static_assert(sizeof(BatchHeader) == 48);
 constexpr uint32_t kMagic = 0x54424154;  // "TABT"
 constexpr size_t kMaxErrorText = 4096;
 
-// Bytes of a Hidden/Logits message.
+// Bytes of a Hidden/Logits message; SIZE_MAX when that overflows size_t.
 size_t message_bytes(uint32_t n_rows, uint32_t row_width, DType t);
 
 // Writes a rows message into `slot` and returns its size. rows: [n × row_width] f32,

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/batch_wire.h"
@@ -72,6 +73,16 @@ TEST(BatchWire, MalformedMessagesAreRefused) {
   EXPECT_THROW(parse_with([](wire::BatchHeader& h) { h.dtype = 5; }, n), core::Error);
   EXPECT_THROW(parse_with([](wire::BatchHeader& h) { h.n_rows = 1000000; }, n), core::Error);
   EXPECT_THROW(parse_with([](wire::BatchHeader& h) { h.row_width = 0xffffffff; }, n), core::Error);
+  // Found by fuzz_shm_ring: rows × width × 4 + rows × 16 wrapped around 2^64
+  // to a size that fit the slot, and parse handed out 2^31 rows.
+  EXPECT_THROW(parse_with(
+                   [](wire::BatchHeader& h) {
+                     h.n_rows = 0x80000001u;
+                     h.row_width = 0xfffffffau;
+                   },
+                   n),
+               core::Error);
+  EXPECT_EQ(wire::message_bytes(0x80000001u, 0xfffffffau, wire::DType::F32), std::numeric_limits<size_t>::max());
   EXPECT_THROW(parse_with([](wire::BatchHeader&) {}, n - 1), core::Error);
   EXPECT_THROW(parse_with([](wire::BatchHeader&) {}, 10), core::Error);
   EXPECT_NO_THROW(parse_with([](wire::BatchHeader&) {}, n));
