@@ -54,9 +54,10 @@ void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& 
   const size_t group_bytes = x8_group_bytes(w.type, w.cols);
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, groups / (8 * pool.threads())));
   // Kernels picked once: four tokens per call, then the remainder.
-  const X8DotFn four = x8_kernel(w.type, 4);
+  const bool batch = n_tok >= kBatchArithmeticTokens;  // llama.cpp's batch float steps (simd_dot.h)
+  const X8DotFn four = x8_kernel(w.type, 4, batch);
   const int rest = static_cast<int>(n_tok % 4);
-  const X8DotFn tail = rest ? x8_kernel(w.type, rest) : nullptr;
+  const X8DotFn tail = rest ? x8_kernel(w.type, rest, batch) : nullptr;
   pool.parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t t = 0; t < n_tok; t += 4) {
@@ -101,10 +102,15 @@ void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& poo
     matmul_x4(w, x, out, pool);
     return;
   }
-  const VecDotFn dot = best_vec_dot(w.type);
-  const VecDotRowsFn dot4 = best_vec_dot_rows4(w.type);
+  // A batch of kBatchArithmeticTokens or more takes llama.cpp's batch float
+  // steps where they differ (simd_dot.h).
+  const bool batch = x.rows() >= kBatchArithmeticTokens && batch_vec_dot(w.type) != nullptr;
+  const VecDotFn dot = batch ? batch_vec_dot(w.type) : best_vec_dot(w.type);
+  const VecDotRowsFn dot4 = batch ? batch_vec_dot_rows4(w.type) : best_vec_dot_rows4(w.type);
   const VecDotRows2Fn dot4x2 = best_vec_dot_rows4x2(w.type);
-  const KTokens4Fn tok4 = x.type() == quant::Type::Q8_K && x.rows() >= 4 ? best_vec_dot_tokens4(w.type) : nullptr;
+  const KTokens4Fn tok4 = x.type() == quant::Type::Q8_K && x.rows() >= 4
+                              ? (batch ? batch_vec_dot_tokens4(w.type) : best_vec_dot_tokens4(w.type))
+                              : nullptr;
   const uint8_t* a4 = tok4 ? x.tokens4(pool) : nullptr;  // interleaved before the parallel region
   const int64_t n_tok = x.rows();
   const int64_t n_out = w.rows;

@@ -110,8 +110,15 @@ TANDEM_AVX2 inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
+// Q4_K as llama.cpp's repacked q4_K_8x8 kernels (it repacks every Q4_K
+// matrix whose rows divide by 8): per row exact int32 totals, fused into the
+// accumulator with y.d·x.d — once per super-block for 1 to 3 tokens (its
+// gemv), once per pair of sub-blocks (64 values) for 4 tokens (its gemm,
+// which takes a batch four tokens at a time and leaves the rest to gemv);
+// the mins the same way with -y.d·x.dmin.
 template <int T>
 TANDEM_AVX2 void q4k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
+  constexpr bool kPerPair = T == 4;
   const int64_t nb = cols / q::QK_K;
   const auto* w = reinterpret_cast<const BlockQ4Kx8*>(wp);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -122,6 +129,20 @@ TANDEM_AVX2 void q4k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
     prefetch_span(w + i + 2, sizeof(BlockQ4Kx8));  // two super-blocks ahead
     const q::BlockQ8_K* y[T];
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
+    const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    const __m256 xm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
+    alignas(16) int32_t pairs[T][4];  // per token: int16 bsum pairs (sub-blocks 2k, 2k+1)
+    for (int t = 0; t < T; ++t) {
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t]->bsums));
+      _mm_store_si128(reinterpret_cast<__m128i*>(pairs[t]),
+                      _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)));
+    }
+    // Σ min·bsum of sub-block pair k per row: the two sub-blocks' mins
+    // interleaved per row against the token's pair of sums.
+    auto pair_mins = [&](int t, int k) {
+      const __m256i m16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.mn[k])));
+      return _mm256_madd_epi16(m16, _mm256_set1_epi32(pairs[t][k]));
+    };
     __m256i isum[T];  // int32 lane r: Σ scale·q·y of row r
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
     // Sub-block j = 2p + half: low nibbles of chunk p (half 0), then high
@@ -141,25 +162,21 @@ TANDEM_AVX2 void q4k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
           s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(qv, bcast4(y[t]->qs + 32 * j + 4 * g)));
       }
       for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
+      if (kPerPair && half == 1)
+        for (int t = 0; t < T; ++t) {
+          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+          accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(-y[t]->d), xm), _mm256_cvtepi32_ps(pair_mins(t, p)),
+                                    accm[t]);
+          isum[t] = _mm256_setzero_si256();
+        }
     }
-    const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
-    const __m256 xm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
-    for (int t = 0; t < T; ++t) {
-      // Σ_j min_j·bsum_j per row: mins of two sub-blocks interleaved per
-      // row against the pair of sums.
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t]->bsums));
-      const __m128i bp = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-      alignas(16) int32_t pairs[4];  // int16 pairs (bp[2k], bp[2k+1])
-      _mm_store_si128(reinterpret_cast<__m128i*>(pairs), bp);
-      __m256i mins = _mm256_setzero_si256();
-      for (int k = 0; k < 4; ++k) {
-        const __m256i m16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.mn[k])));
-        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m16, _mm256_set1_epi32(pairs[k])));
+    if constexpr (!kPerPair)
+      for (int t = 0; t < T; ++t) {
+        __m256i mins = pair_mins(t, 0);
+        for (int k = 1; k < 4; ++k) mins = _mm256_add_epi32(mins, pair_mins(t, k));
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(-y[t]->d), xm), _mm256_cvtepi32_ps(mins), accm[t]);
       }
-      const __m256 yd = _mm256_set1_ps(y[t]->d);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(yd, xd), _mm256_cvtepi32_ps(isum[t]), acc[t]);
-      accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(-y[t]->d), xm), _mm256_cvtepi32_ps(mins), accm[t]);
-    }
   }
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, _mm256_add_ps(acc[t], accm[t]));
 }
@@ -189,7 +206,9 @@ TANDEM_AVX2 inline __m256i pair_scale(const int8_t (*sc)[8][2], int c, int e) {
 // Q6_K: per sub-block of 16 values (groups 4e .. 4e+3 of chunk c), int16
 // sums of two groups at a time (q ≤ 63), then the scale; the -32 offset once
 // per block through the bsums, as the row kernel does.
-template <int T>
+// Batch: llama.cpp's tiled float steps (res = x.d·total, acc = fma(res, y.d,
+// acc)) instead of fma(y.d·x.d, total, acc).
+template <int T, bool Batch>
 TANDEM_AVX2 void q6k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
   const int64_t nb = cols / q::QK_K;
   const auto* w = reinterpret_cast<const BlockQ6Kx8*>(wp);
@@ -260,16 +279,70 @@ TANDEM_AVX2 void q6k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
     const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
     for (int t = 0; t < T; ++t) {
       const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(scale_bsums(b.sc, y[t]->bsums), 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(total), acc[t]);
+      if constexpr (Batch)
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(xd, _mm256_cvtepi32_ps(total)), _mm256_set1_ps(y[t]->d), acc[t]);
+      else
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(total), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
 }
 
 
-// Q3_K: nibbles as Q4_Kx8's (q + 4, 0..7); per 32-value chunk two
-// sub-blocks of 16 (groups 0-3, 4-7), each summed in int16 before its scale;
-// -4·Σ sc·bsum once per block.
+// Q3_K in llama.cpp's vec_dot arithmetic (decode: under
+// kBatchArithmeticTokens tokens, simd_dot.h): per row eight int32 lanes per
+// super-block, lane g holding values 4g .. 4g+3 of every 32-value chunk with
+// the -4 taken out inside it, each fused into its own float lane with
+// y.d·x.d; the eight summed at the end in hsum_ps's order. Equal, row for
+// row, to the row kernel's lanes (simd_dot_kquants.cpp).
+template <int T>
+TANDEM_AVX2 void q3k_x8_lanes(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out,
+                              size_t out_stride) {
+  const int64_t nb = cols / q::QK_K;
+  const auto* w = reinterpret_cast<const BlockQ3Kx8*>(wp);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), four = _mm256_set1_epi8(4);
+  __m256 acc[T][8];  // [token][lane g]: float lane r is row r
+  for (int t = 0; t < T; ++t)
+    for (int g = 0; g < 8; ++g) acc[t][g] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const BlockQ3Kx8& b = w[i];
+    prefetch_span(w + i + 2, sizeof(BlockQ3Kx8));  // two super-blocks ahead
+    const q::BlockQ8_K* y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const q::BlockQ8_K*>(a[t]) + i;
+    const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    __m256 d[T];
+    for (int t = 0; t < T; ++t) d[t] = _mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd);
+    for (int g = 0; g < 8; ++g) {  // lane g: values 4g .. 4g+3 of each chunk, sub-block 2c + g/4
+      __m256i isum[T];  // int32 lane r: row r's lane g
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+      for (int p = 0; p < 4; ++p) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[p][g]));
+        for (int half = 0; half < 2; ++half) {
+          const int c = 2 * p + half;
+          const __m256i qv = _mm256_and_si256(half ? _mm256_srli_epi16(v, 4) : v, m4);
+          const __m256i sc = pair_scale(b.sc, c, g / 4);
+          for (int t = 0; t < T; ++t) {
+            const __m256i yb = bcast4(y[t]->qs + 32 * c + 4 * g);
+            const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qv, yb), _mm256_maddubs_epi16(four, yb));
+            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16, sc));
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t) acc[t][g] = _mm256_fmadd_ps(d[t], _mm256_cvtepi32_ps(isum[t]), acc[t][g]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    const __m256 e = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][4]), _mm256_add_ps(acc[t][2], acc[t][6]));
+    const __m256 f = _mm256_add_ps(_mm256_add_ps(acc[t][1], acc[t][5]), _mm256_add_ps(acc[t][3], acc[t][7]));
+    _mm256_storeu_ps(out + t * out_stride, _mm256_add_ps(e, f));
+  }
+}
+
+// Q3_K in the batch arithmetic (kBatchArithmeticTokens tokens or more; as
+// llama.cpp's tiled kernels: res = x.d·total, acc = fma(res, y.d, acc)).
+// Nibbles as Q4_Kx8's (q + 4, 0..7); per 32-value chunk two sub-blocks of 16
+// (groups 0-3, 4-7), each summed in int16 before its scale; -4·Σ sc·bsum
+// once per block.
 template <int T>
 TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a, float* out, size_t out_stride) {
   const int64_t nb = cols / q::QK_K;
@@ -303,7 +376,7 @@ TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
     const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
     for (int t = 0; t < T; ++t) {
       const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(scale_bsums(b.sc, y[t]->bsums), 2));
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[t]->d), xd), _mm256_cvtepi32_ps(total), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(xd, _mm256_cvtepi32_ps(total)), _mm256_set1_ps(y[t]->d), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
@@ -312,15 +385,18 @@ TANDEM_AVX2 void q3k_x8(int64_t cols, const uint8_t* wp, const uint8_t* const* a
 }  // namespace
 #endif
 
-X8DotFn x8_kernel(q::Type type, int n_tok) {
+X8DotFn x8_kernel(q::Type type, int n_tok, bool batch) {
+  (void)batch;  // unused where there are no x86 kernels
 #if defined(__x86_64__) || defined(__i386__)
-  static constexpr X8DotFn q3[4] = {q3k_x8<1>, q3k_x8<2>, q3k_x8<3>, q3k_x8<4>};
+  static constexpr X8DotFn q3[2][4] = {{q3k_x8_lanes<1>, q3k_x8_lanes<2>, q3k_x8_lanes<3>, q3k_x8_lanes<4>},
+                                       {q3k_x8<1>, q3k_x8<2>, q3k_x8<3>, q3k_x8<4>}};
   static constexpr X8DotFn q4[4] = {q4k_x8<1>, q4k_x8<2>, q4k_x8<3>, q4k_x8<4>};
-  static constexpr X8DotFn q6[4] = {q6k_x8<1>, q6k_x8<2>, q6k_x8<3>, q6k_x8<4>};
+  static constexpr X8DotFn q6[2][4] = {{q6k_x8<1, false>, q6k_x8<2, false>, q6k_x8<3, false>, q6k_x8<4, false>},
+                                       {q6k_x8<1, true>, q6k_x8<2, true>, q6k_x8<3, true>, q6k_x8<4, true>}};
   if (n_tok >= 1 && n_tok <= 4 && cpu_has_avx2()) {
-    if (type == q::Type::Q3_K) return q3[n_tok - 1];
+    if (type == q::Type::Q3_K) return q3[batch][n_tok - 1];
     if (type == q::Type::Q4_K) return q4[n_tok - 1];
-    if (type == q::Type::Q6_K) return q6[n_tok - 1];
+    if (type == q::Type::Q6_K) return q6[batch][n_tok - 1];
   }
 #endif
   throw core::Error("eight-row kernel: Q3_K, Q4_K or Q6_K, 1 to 4 tokens per call, on an AVX2 CPU (asked: " +

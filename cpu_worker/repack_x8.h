@@ -82,8 +82,10 @@ void repack_x8_groups(core::quant::Type type, const uint8_t* data, size_t row_by
 using X8DotFn = void (*)(int64_t cols, const uint8_t* w, const uint8_t* const* a, float* out, size_t out_stride);
 
 // The kernel for `type` and n_tok (1..4) tokens per call; throws core::Error
-// for a type without an eight-row layout or a CPU without AVX2.
-X8DotFn x8_kernel(core::quant::Type type, int n_tok);
+// for a type without an eight-row layout or a CPU without AVX2. `batch`:
+// llama.cpp's float steps for a matmul over kBatchArithmeticTokens or more
+// tokens (simd_dot.h; Q3_K and Q6_K, Q4_K has one arithmetic).
+X8DotFn x8_kernel(core::quant::Type type, int n_tok, bool batch = false);
 
 // Eight rows (one group at w) × n_tok (1..4) Q8_K activation rows a[t]:
 // out[t * out_stride + r].

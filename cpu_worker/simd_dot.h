@@ -74,6 +74,18 @@ using KTokens4Fn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, int64_
                             size_t out_stride);
 KTokens4Fn best_vec_dot_tokens4(quant::Type weight_type);
 
+// llama.cpp multiplies K-quant and i-quant matrices (those it does not
+// repack: all but Q4_K) over a batch of 8 or more tokens with its tiled
+// kernels, whose float steps differ from its vec_dot's, so its results for a
+// token depend on the batch. matmul() follows it: from this many tokens on,
+// these "batch" kernels (same integer work, the tiled kernels' float steps;
+// simd_dot_kquants.cpp) replace the ones above. nullptr when the type has a
+// single arithmetic, or no AVX2 here.
+constexpr int64_t kBatchArithmeticTokens = 8;
+VecDotFn batch_vec_dot(quant::Type weight_type);
+VecDotRowsFn batch_vec_dot_rows4(quant::Type weight_type);
+KTokens4Fn batch_vec_dot_tokens4(quant::Type weight_type);
+
 // Converts n f32 activations into act_type blocks (copies for F32). n is a
 // multiple of the block size. Aborts for a type with no quantizer (a
 // programming error, not an input error).

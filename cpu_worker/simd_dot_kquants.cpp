@@ -7,12 +7,28 @@
 // multiplies per weight, which is what limits these kernels on CPUs whose
 // integer multiplier is the bottleneck.
 //
-// One arithmetic for all of them, so a token's result never depends on the
-// batch it was computed in: per super-block of 256 values the kernels form
-// the exact int32 total of scale·q·y (the Q6_K -32 offset folded in) and of
-// min·bsum, then add (y.d·x.d)·total and (-y.d·x.dmin)·mins each with one
-// fused multiply-add into per-token accumulators; the result is their sum.
-// Only the grouping of the exact integer work differs between kernels.
+// One arithmetic per type for all of them, so a token's result never depends
+// on the batch it was computed in. Two arithmetics exist, chosen per type to
+// be llama.cpp's on AVX2, bit for bit:
+//  * totals (Q4_K, which llama.cpp repacks into its q4_K_8x8 kernels, and
+//    the types not checked against it yet): per super-block of 256 values
+//    the exact int32 total of scale·q·y (the Q6_K -32 offset folded in) and
+//    of min·bsum, then (y.d·x.d)·total and (-y.d·x.dmin)·mins each with one
+//    fused multiply-add into per-token accumulators; the result is their sum.
+//  * lanes (kLaneSums: Q3_K, Q5_K, IQ3_S, IQ4_XS, the types llama.cpp runs through
+//    its plain AVX2 vec_dot): eight int32 lanes per super-block, lane k
+//    holding values 4k .. 4k+3 of every 32-value chunk, each fused into its
+//    own float lane with y.d·x.d; the eight float lanes are summed at the
+//    end in the order (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7); mins as above.
+//  * batch (matmuls over kBatchArithmeticTokens or more tokens, every type
+//    but Q4_K, which llama.cpp then runs through its tiled kernels): per
+//    super-block the exact totals, res = x.d·total, res -= x.dmin·mins (one
+//    fused step), acc = fma(res, y.d, acc).
+// Float rounding differs between them, and every matmul re-quantizes its
+// input to 8 bits, so over 30 layers a last-bit difference can move the
+// greedy token: following llama.cpp's order is what makes its greedy tokens
+// ours on real files (tests/unit/test_iquant_smollm2.cpp). Only the grouping
+// of the exact integer work differs between the kernels of one arithmetic.
 //
 // Scales are decoded with vector shuffles straight from the block: building
 // them in a small array and reloading it as a vector costs a store-forwarding
@@ -153,6 +169,7 @@ struct Q5K {
   using Block = q::BlockQ5_K;
   static constexpr bool kHasMin = true;
   static constexpr bool kHasOffset = false;
+  static constexpr bool kLaneSums = true;
   const Block& x;
   __m256i scales;
   __m128i mins;
@@ -227,6 +244,7 @@ struct Q3K {
   using Block = q::BlockQ3_K;
   static constexpr bool kHasMin = false;
   static constexpr bool kHasOffset = true;
+  static constexpr bool kLaneSums = true;
   const Block& x;
   __m128i sc8;  // 16 int8 sub-block scales, already minus 32
   __m256i hm;   // bit 4h + k of byte l: high bit of value 128h + 32k + l
@@ -261,6 +279,15 @@ struct Q3K {
   // Σ (q' - 4)·y·sc = Σ q'·y·sc - 4 Σ sc·bsum.
   TANDEM_AVX2 int offset_total(const int16_t* bsums) const {
     return 4 * hsum_epi32(_mm256_madd_epi16(load32(bsums), _mm256_cvtepi8_epi16(sc8)));
+  }
+  // The lanes arithmetic needs the -4 inside each lane: (q' - 4)·y pair
+  // sums (|·| ≤ 2·4·127) before the scale.
+  TANDEM_AVX2 __m256i lane_dot(int c, __m256i y) const {
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(quants(c), y), _mm256_maddubs_epi16(_mm256_set1_epi8(4), y));
+    return _mm256_madd_epi16(p, pair_scales(sc8, c));
+  }
+  TANDEM_AVX2 __m256i lane_group_dot(int c, int g, __m256i y4) const {
+    return _mm256_sub_epi16(group_dot(c, g, y4), _mm256_maddubs_epi16(_mm256_set1_epi8(4), y4));
   }
   TANDEM_AVX2 __m256i group_dot(int c, int g, __m256i y4) const {
     const __m256i lo = srl_bytes(bcast8(x.qs + 32 * (c / 4) + 8 * g), 2 * (c % 4), _mm256_set1_epi8(3));
@@ -328,13 +355,110 @@ constexpr int64_t prefetch_blocks() {
   return wide_quants<P>() ? static_cast<int64_t>(1024 / sizeof(typename P::Block)) : 4;
 }
 
+// Which float steps a kernel takes (see the top of this file): llama.cpp's
+// vec_dot / repacked ones (lanes or totals, by decoder), or its tiled
+// kernels' for big batches.
+enum class Arith { kVecDot, kBatch };
+
+// Decoders in the lanes arithmetic (see the top of this file).
+template <typename P>
+constexpr bool lane_sums() {
+  if constexpr (requires { P::kLaneSums; }) return P::kLaneSums;
+  return false;
+}
+
+// One chunk's int32 lanes, and one group's int16 pair sums of four tokens, in
+// the lanes arithmetic: decoders with an offset (Q3_K) take it out per lane.
+template <typename P>
+TANDEM_AVX2 inline __m256i lane_chunk(const P& blk, int c, __m256i y) {
+  if constexpr (P::kHasOffset) return blk.lane_dot(c, y);
+  else return blk.dot(blk.quants(c), c, y);
+}
+template <typename P>
+TANDEM_AVX2 inline __m256i lane_group(const P& blk, int c, int g, __m256i y4) {
+  if constexpr (P::kHasOffset) return blk.lane_group_dot(c, g, y4);
+  else return blk.group_dot(c, g, y4);
+}
+
 // ---- the kernels -----------------------------------------------------------------
 
+// The lanes arithmetic over one row and one token: out = Σ lanes of
+// Σ_blocks (y.d·x.d)·lane, plus the mins.
+template <typename P>
+TANDEM_AVX2 inline float lanes_dot(int64_t nb, const typename P::Block* row, const q::BlockQ8_K* y) {
+  __m256 acc = _mm256_setzero_ps();  // float lane k: Σ over blocks of d·(int32 lane k)
+  float accm = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    prefetch_span(row + i + prefetch_blocks<P>(), sizeof(typename P::Block));
+    const P blk(row[i]);
+    __m256i isum = _mm256_setzero_si256();  // int32 lane k: values 4k .. 4k+3 of every chunk
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) isum = _mm256_add_epi32(isum, lane_chunk(blk, c, load32(y[i].qs + 32 * c)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * blk.d()), _mm256_cvtepi32_ps(isum), acc);
+    if constexpr (P::kHasMin)
+      accm = fma_ss(-y[i].d * blk.dmin(), static_cast<float>(blk.min_total(y[i].bsums)), accm);
+  }
+  return P::kHasMin ? hsum_ps(acc) + accm : hsum_ps(acc);
+}
+
+// The lanes arithmetic over four interleaved tokens and `rows` rows: each
+// 8-value group g is widened on its own into isum[g], whose int32 lanes 2t
+// and 2t+1 are token t's lanes 2g and 2g+1, so no lane mixes with another.
+template <typename P>
+TANDEM_AVX2 void lanes_tokens4(int64_t nb, const uint8_t* w, size_t stride, int64_t rows, const BlockQ8Kx4* y,
+                               float* out, size_t out_stride) {
+  using Block = typename P::Block;
+  const __m128 sign = _mm_set1_ps(-0.0f);
+  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* x = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
+    __m256 acc[4];  // acc[g], lanes 2t + j: token t's float lane 2g + j
+    for (__m256& a : acc) a = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();  // lane t: token t
+    for (int64_t i = 0; i < nb; ++i) {
+      prefetch_span(x + i + prefetch_blocks<P>(), sizeof(Block));
+      const P blk(x[i]);
+      const BlockQ8Kx4& yb = y[i];
+      __m256i isum[4];
+      for (__m256i& s : isum) s = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) {
+        const uint8_t* yc = reinterpret_cast<const uint8_t*>(yb.qs) + 128 * c;  // groups 4c .. 4c+3
+        for (int g = 0; g < 4; ++g)
+          isum[g] = _mm256_add_epi32(isum[g], _mm256_madd_epi16(lane_group(blk, c, g, load32(yc + 32 * g)),
+                                                                blk.scale16(P::kScalePer32 ? c : 2 * c + g / 2)));
+      }
+      const __m128 yd = _mm_loadu_ps(yb.d);
+      const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(yd, _mm_set1_ps(blk.d()))), dup);
+      for (int g = 0; g < 4; ++g) acc[g] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[g]), acc[g]);
+      if constexpr (P::kHasMin) {
+        const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
+                                            blk.min_total(yb.bsums[2]), blk.min_total(yb.bsums[3]));
+        accm = _mm_fmadd_ps(_mm_mul_ps(_mm_xor_ps(yd, sign), _mm_set1_ps(blk.dmin())), _mm_cvtepi32_ps(mins), accm);
+      }
+    }
+    // Per token (l0+l4)+(l2+l6) in lane 2t, (l1+l5)+(l3+l7) in lane 2t+1,
+    // then their sum: the order of the single-token kernel's hsum_ps.
+    const __m256 v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    const __m256 h = _mm256_hadd_ps(v, v);  // lanes 0, 1: tokens 0, 1; lanes 4, 5: tokens 2, 3
+    __m128 tok = _mm_shuffle_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1), _MM_SHUFFLE(1, 0, 1, 0));
+    if constexpr (P::kHasMin) tok = _mm_add_ps(tok, accm);
+    alignas(16) float o[4];
+    _mm_store_ps(o, tok);
+    for (int t = 0; t < 4; ++t) out[t * out_stride + r] = o[t];
+  }
+}
+
 // Decode: out[r] = row r of w (rows `stride` bytes apart) · activation row y.
-template <typename P, int R>
+template <typename P, int R, Arith A = Arith::kVecDot>
 TANDEM_AVX2 inline void kq_dot(int64_t n, const uint8_t* w, size_t stride, const q::BlockQ8_K* y, float* out) {
   using Block = typename P::Block;
   const int64_t nb = n / q::QK_K;
+  if constexpr (A == Arith::kVecDot && lane_sums<P>()) {
+    for (int r = 0; r < R; ++r)
+      out[r] = lanes_dot<P>(nb, reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride), y);
+    return;
+  }
   float acc[R], accm[R];  // per row: Σ (y.d·x.d)·total, Σ (-y.d·x.dmin)·mins
   for (int r = 0; r < R; ++r) acc[r] = accm[r] = 0.0f;
   for (int64_t i = 0; i < nb; ++i) {
@@ -348,23 +472,33 @@ TANDEM_AVX2 inline void kq_dot(int64_t n, const uint8_t* w, size_t stride, const
         isum = _mm256_add_epi32(isum, blk.dot(blk.quants(c), c, load32(y[i].qs + 32 * c)));
       int total = hsum_epi32(isum);
       if constexpr (P::kHasOffset) total -= blk.offset_total(y[i].bsums);
+      if constexpr (A == Arith::kBatch) {
+        float res = blk.d() * static_cast<float>(total);
+        if constexpr (P::kHasMin) res = fma_ss(-blk.dmin(), static_cast<float>(blk.min_total(y[i].bsums)), res);
+        acc[r] = fma_ss(res, y[i].d, acc[r]);
+        continue;
+      }
       acc[r] = fma_ss(y[i].d * blk.d(), static_cast<float>(total), acc[r]);
       if constexpr (P::kHasMin)
         accm[r] = fma_ss(-y[i].d * blk.dmin(), static_cast<float>(blk.min_total(y[i].bsums)), accm[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = P::kHasMin ? acc[r] + accm[r] : acc[r];
+  for (int r = 0; r < R; ++r) out[r] = P::kHasMin && A == Arith::kVecDot ? acc[r] + accm[r] : acc[r];
 }
 
 // Prefill: four tokens (interleaved, Q8Kx4) × `rows` weight rows;
 // out[t * out_stride + r] for token t, row r. Same per-token arithmetic as
 // kq_dot: the integer totals are exact, the float steps identical.
-template <typename P>
+template <typename P, Arith A = Arith::kVecDot>
 TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t rows, const void* a4, float* out,
                             size_t out_stride) {
   using Block = typename P::Block;
   const int64_t nb = n / q::QK_K;
   const auto* y = static_cast<const BlockQ8Kx4*>(a4);
+  if constexpr (A == Arith::kVecDot && lane_sums<P>()) {
+    lanes_tokens4<P>(nb, w, stride, rows, y, out, out_stride);
+    return;
+  }
   const __m128 sign = _mm_set1_ps(-0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const auto* x = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * stride);
@@ -408,6 +542,16 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
         total = _mm_sub_epi32(total, _mm_setr_epi32(blk.offset_total(yb.bsums[0]), blk.offset_total(yb.bsums[1]),
                                                     blk.offset_total(yb.bsums[2]), blk.offset_total(yb.bsums[3])));
       const __m128 yd = _mm_loadu_ps(yb.d);
+      if constexpr (A == Arith::kBatch) {
+        __m128 res = _mm_mul_ps(_mm_set1_ps(blk.d()), _mm_cvtepi32_ps(total));
+        if constexpr (P::kHasMin) {
+          const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
+                                              blk.min_total(yb.bsums[2]), blk.min_total(yb.bsums[3]));
+          res = _mm_fnmadd_ps(_mm_set1_ps(blk.dmin()), _mm_cvtepi32_ps(mins), res);
+        }
+        acc = _mm_fmadd_ps(res, yd, acc);
+        continue;
+      }
       acc = _mm_fmadd_ps(_mm_mul_ps(yd, _mm_set1_ps(blk.d())), _mm_cvtepi32_ps(total), acc);
       if constexpr (P::kHasMin) {
         const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
@@ -416,24 +560,24 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
       }
     }
     alignas(16) float o[4];
-    _mm_store_ps(o, P::kHasMin ? _mm_add_ps(acc, accm) : acc);
+    _mm_store_ps(o, P::kHasMin && A == Arith::kVecDot ? _mm_add_ps(acc, accm) : acc);
     for (int t = 0; t < 4; ++t) out[t * out_stride + r] = o[t];
   }
 }
 
-template <typename P>
+template <typename P, Arith A = Arith::kVecDot>
 TANDEM_AVX2 float dot1(int64_t n, const void* w, const void* a) {
   float out;
-  kq_dot<P, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const q::BlockQ8_K*>(a), &out);
+  kq_dot<P, 1, A>(n, static_cast<const uint8_t*>(w), 0, static_cast<const q::BlockQ8_K*>(a), &out);
   return out;
 }
 
 // Four rows one after another: interleaving them block by block (R = 4)
 // measured 10-20% slower on AVX2 (register spills), unlike the legacy types.
-template <typename P>
+template <typename P, Arith A = Arith::kVecDot>
 TANDEM_AVX2 void dot4(int64_t n, const uint8_t* w, size_t stride, const void* a, float* out) {
   for (int r = 0; r < 4; ++r)
-    kq_dot<P, 1>(n, w + static_cast<size_t>(r) * stride, 0, static_cast<const q::BlockQ8_K*>(a), out + r);
+    kq_dot<P, 1, A>(n, w + static_cast<size_t>(r) * stride, 0, static_cast<const q::BlockQ8_K*>(a), out + r);
 }
 
 }  // namespace
@@ -454,6 +598,18 @@ struct Dot4 {
 struct Tokens4 {
   template <typename P>
   static constexpr KTokens4Fn fn = kq_tokens4<P>;
+};
+struct BatchDot1 {
+  template <typename P>
+  static constexpr VecDotFn fn = dot1<P, Arith::kBatch>;
+};
+struct BatchDot4 {
+  template <typename P>
+  static constexpr VecDotRowsFn fn = dot4<P, Arith::kBatch>;
+};
+struct BatchTokens4 {
+  template <typename P>
+  static constexpr KTokens4Fn fn = kq_tokens4<P, Arith::kBatch>;
 };
 
 template <typename K>
@@ -481,10 +637,17 @@ auto pick(Type t) -> decltype(K::template fn<Q4K>) {
 VecDotFn kquant_dot_avx2(Type t) { return pick<Dot1>(t); }
 VecDotRowsFn kquant_rows4_avx2(Type t) { return pick<Dot4>(t); }
 KTokens4Fn kquant_tokens4_avx2(Type t) { return pick<Tokens4>(t); }
+// Q4_K keeps its one arithmetic: llama.cpp runs it repacked at every batch size.
+VecDotFn kquant_batch_dot_avx2(Type t) { return t == Type::Q4_K ? nullptr : pick<BatchDot1>(t); }
+VecDotRowsFn kquant_batch_rows4_avx2(Type t) { return t == Type::Q4_K ? nullptr : pick<BatchDot4>(t); }
+KTokens4Fn kquant_batch_tokens4_avx2(Type t) { return t == Type::Q4_K ? nullptr : pick<BatchTokens4>(t); }
 #else
 VecDotFn kquant_dot_avx2(Type) { return nullptr; }
 VecDotRowsFn kquant_rows4_avx2(Type) { return nullptr; }
 KTokens4Fn kquant_tokens4_avx2(Type) { return nullptr; }
+VecDotFn kquant_batch_dot_avx2(Type) { return nullptr; }
+VecDotRowsFn kquant_batch_rows4_avx2(Type) { return nullptr; }
+KTokens4Fn kquant_batch_tokens4_avx2(Type) { return nullptr; }
 #endif
 
 void interleave_q8_K_x4(const void* const rows[4], void* dst, int64_t n) {

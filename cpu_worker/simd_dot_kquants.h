@@ -9,5 +9,10 @@ namespace tandem::cpu {
 VecDotFn kquant_dot_avx2(quant::Type weight_type);
 VecDotRowsFn kquant_rows4_avx2(quant::Type weight_type);
 KTokens4Fn kquant_tokens4_avx2(quant::Type weight_type);
+// The same in the batch arithmetic (simd_dot.h, kBatchArithmeticTokens);
+// nullptr for a type with one arithmetic only.
+VecDotFn kquant_batch_dot_avx2(quant::Type weight_type);
+VecDotRowsFn kquant_batch_rows4_avx2(quant::Type weight_type);
+KTokens4Fn kquant_batch_tokens4_avx2(quant::Type weight_type);
 
 }  // namespace tandem::cpu

@@ -282,6 +282,10 @@ KTokens4Fn best_vec_dot_tokens4(Type t) {
 #endif
 }
 
+VecDotFn batch_vec_dot(Type t) { return cpu_has_avx2() ? kquant_batch_dot_avx2(t) : nullptr; }
+VecDotRowsFn batch_vec_dot_rows4(Type t) { return cpu_has_avx2() ? kquant_batch_rows4_avx2(t) : nullptr; }
+KTokens4Fn batch_vec_dot_tokens4(Type t) { return cpu_has_avx2() ? kquant_batch_tokens4_avx2(t) : nullptr; }
+
 VecDotRows2Fn best_vec_dot_rows4x2(Type t) {
 #if defined(__x86_64__) || defined(__i386__)
   return pick<Rows4x2<FileRows>>(t);

@@ -165,7 +165,7 @@ struct IQ3XXS : GridDecoder<IQ3XXS> {
 struct IQ3S : GridDecoder<IQ3S> {
   using Block = q::BlockIQ3_S;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
-                        kPairQuants = true;
+                        kPairQuants = true, kLaneSums = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ3S(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d); }
@@ -185,7 +185,8 @@ struct IQ3S : GridDecoder<IQ3S> {
 
 struct IQ4XS {
   using Block = q::BlockIQ4_XS;
-  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true;
+  static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
+                        kLaneSums = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ4XS(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d); }

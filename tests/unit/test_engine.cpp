@@ -2,13 +2,13 @@
 // hold whatever the weights (the SmolLM2 goldens check it against llama.cpp).
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include <cmath>
 #include <filesystem>
+#include <random>
 
 #include "core/error.h"
 #include "core/gguf_file.h"
+#include "core/quant_blocks.h"
 #include "core/synthetic_model.h"
 #include "cpu_worker/llama_engine.h"
 #include "cpu_worker/matmul.h"
@@ -352,8 +352,40 @@ TEST(DotRows, FourTokenKernelsEqualSingleRowBitForBit) {
   }
 }
 
-// Q3_K, Q4_K and Q6_K repacked into eight-row groups: every row and token
-// bit-identical to the file-layout kernel, for 1 to 4 tokens per call.
+// Q4_K in llama.cpp's gemm order (four tokens at a time), written out in
+// scalar code from the block layout: per pair p of 32-value sub-blocks the
+// exact Σ sc·q·y and Σ min·bsum, fused with y.d·x.d and -y.d·x.dmin.
+float q4k_gemm_reference(int64_t n, const uint8_t* w, const uint8_t* a) {
+  const auto* x = reinterpret_cast<const core::quant::BlockQ4_K*>(w);
+  const auto* y = reinterpret_cast<const core::quant::BlockQ8_K*>(a);
+  float acc = 0.0f, accm = 0.0f;
+  for (int64_t i = 0; i < n / 256; ++i) {
+    const float xd = core::quant::fp16_to_fp32(x[i].d), xm = core::quant::fp16_to_fp32(x[i].dmin);
+    for (int p = 0; p < 4; ++p) {
+      int32_t sum = 0, mins = 0;
+      for (int j = 2 * p; j < 2 * p + 2; ++j) {
+        uint8_t sc = 0, m = 0;
+        core::quant::get_scale_min_k4(j, x[i].scales, &sc, &m);
+        int32_t sj = 0;
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t b = x[i].qs[32 * p + l];
+          sj += ((j % 2) ? b >> 4 : b & 15) * y[i].qs[32 * j + l];
+        }
+        sum += sc * sj;
+        mins += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+      }
+      acc = std::fma(y[i].d * xd, static_cast<float>(sum), acc);
+      accm = std::fma(-y[i].d * xm, static_cast<float>(mins), accm);
+    }
+  }
+  return acc + accm;
+}
+
+// Q3_K, Q4_K and Q6_K repacked into eight-row groups, 1 to 4 tokens per call:
+// every row and token bit-identical to the file-layout kernel of the same
+// arithmetic (simd_dot.h: the vec_dot one, and the batch one for 8+ token
+// matmuls), except Q4_K's four-token calls, which follow llama.cpp's gemm
+// (checked against q4k_gemm_reference).
 TEST(DotRows, RepackedEightRowsEqualSingleRowBitForBit) {
   for (Type type : {Type::Q3_K, Type::Q4_K, Type::Q6_K}) {
     if (!cpu::x8_enabled(type, 16, 1024)) GTEST_SKIP() << "no AVX2 (or TANDEM_REPACK=0): repacking off";
@@ -365,60 +397,77 @@ TEST(DotRows, RepackedEightRowsEqualSingleRowBitForBit) {
       ASSERT_EQ(group, static_cast<size_t>(n / 256) * (type == Type::Q4_K   ? sizeof(cpu::BlockQ4Kx8)
                                                                : type == Type::Q6_K ? sizeof(cpu::BlockQ6Kx8)
                                                                                     : sizeof(cpu::BlockQ3Kx8)));
-      const auto dot = cpu::best_vec_dot(type);
-      for (int n_tok = 1; n_tok <= 4; ++n_tok) {
-        const uint8_t* a[4] = {c.a[0].data(), c.a[1].data(), c.a[2].data(), c.a[3].data()};
-        const size_t stride = 19;
-        std::vector<float> out(4 * stride, -7.0f);
-        for (int g = 0; g < 2; ++g) cpu::x8_dot(type, n, packed.data() + g * group, a, n_tok, out.data() + 8 * g, stride);
-        for (int t = 0; t < 4; ++t)
-          for (int r = 0; r < 16; ++r) {
-            if (t >= n_tok) {
-              EXPECT_EQ(out[t * stride + r], -7.0f) << "token " << t << " written though n_tok = " << n_tok;
-              continue;
+      for (bool batch : {false, true}) {
+        const auto dot = batch && type != Type::Q4_K ? cpu::batch_vec_dot(type) : cpu::best_vec_dot(type);
+        ASSERT_NE(dot, nullptr);
+        for (int n_tok = 1; n_tok <= 4; ++n_tok) {
+          const uint8_t* a[4] = {c.a[0].data(), c.a[1].data(), c.a[2].data(), c.a[3].data()};
+          const size_t stride = 19;
+          std::vector<float> out(4 * stride, -7.0f);
+          for (int g = 0; g < 2; ++g)
+            cpu::x8_kernel(type, n_tok, batch)(n, packed.data() + g * group, a, out.data() + 8 * g, stride);
+          for (int t = 0; t < 4; ++t)
+            for (int r = 0; r < 16; ++r) {
+              if (t >= n_tok) {
+                EXPECT_EQ(out[t * stride + r], -7.0f) << "token " << t << " written though n_tok = " << n_tok;
+                continue;
+              }
+              const uint8_t* wr = c.w.data() + r * c.rb;
+              const float want = type == Type::Q4_K && n_tok == 4 ? q4k_gemm_reference(n, wr, c.a[t].data())
+                                                                   : dot(n, wr, c.a[t].data());
+              EXPECT_EQ(out[t * stride + r], want) << core::quant::type_name(type) << " n " << n << " batch " << batch
+                                                   << " tokens " << n_tok << " token " << t << " row " << r;
             }
-            EXPECT_EQ(out[t * stride + r], dot(n, c.w.data() + r * c.rb, c.a[t].data()))
-                << core::quant::type_name(type) << " n " << n << " tokens " << n_tok << " token " << t << " row " << r;
-          }
+        }
       }
     }
   }
 }
 
-// matmul over a 10-token batch (two groups of four, then two) equals each
-// token's single-row dot bit for bit: the four-token kernel on the file
-// layout (Q5_K), and the eight-row layout with its tail call (Q4_K).
+// matmul over 10 tokens (two groups of four, then two: llama.cpp's batch
+// arithmetic) and over 6 (one group, then two: its vec_dot one) equals each
+// token's row kernel of that arithmetic bit for bit: the four-token kernel
+// on the file layout (Q5_K), the eight-row layout with its tail call (Q4_K:
+// gemm order for the groups of four, gemv order for the tail), the four-row
+// legacy layout (Q4_1, one arithmetic).
 TEST(DotRows, MatmulBatchEqualsSingleRowDots) {
   for (Type type : {Type::Q5_K, Type::Q4_K, Type::Q4_1}) {
-    const int rows = 16, tokens = 10;
-    const int64_t n = 512;
-    const DotCase c = make_dot_case(type, n, rows, 4, 91 + static_cast<uint32_t>(type));
-    std::vector<float> x(static_cast<size_t>(tokens) * n);  // [tokens × n] f32 activations
-    std::mt19937 rng(5);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    for (auto& v : x) v = nd(rng);
-    cpu::ThreadPool pool(2);
-    cpu::QuantizedActs acts;
-    acts.quantize(x.data(), tokens, n, cpu::act_type_for(type), pool);
-    cpu::Matrix m{c.w.data(), type, n, rows, c.rb};
-    std::vector<uint8_t> packed;
-    if (type == Type::Q4_K) {
-      if (!cpu::x8_enabled(type, rows, n)) GTEST_SKIP() << "no eight-row layout on this CPU";
-      packed = cpu::repack_x8(type, c.w.data(), c.rb, rows, n);
-      m.x8 = packed.data();
+    for (int tokens : {10, 6}) {
+      const int rows = 16;
+      const int64_t n = 512;
+      const DotCase c = make_dot_case(type, n, rows, 4, 91 + static_cast<uint32_t>(type));
+      std::vector<float> x(static_cast<size_t>(tokens) * n);  // [tokens × n] f32 activations
+      std::mt19937 rng(5);
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      for (auto& v : x) v = nd(rng);
+      cpu::ThreadPool pool(2);
+      cpu::QuantizedActs acts;
+      acts.quantize(x.data(), tokens, n, cpu::act_type_for(type), pool);
+      cpu::Matrix m{c.w.data(), type, n, rows, c.rb};
+      std::vector<uint8_t> packed;
+      if (type == Type::Q4_K) {
+        if (!cpu::x8_enabled(type, rows, n)) GTEST_SKIP() << "no eight-row layout on this CPU";
+        packed = cpu::repack_x8(type, c.w.data(), c.rb, rows, n);
+        m.x8 = packed.data();
+      }
+      if (type == Type::Q4_1) {
+        if (!cpu::x4_enabled(type, rows, n)) GTEST_SKIP() << "no four-row layout on this CPU";
+        packed = cpu::repack_x4(type, c.w.data(), c.rb, rows, n);
+        m.x4 = packed.data();
+      }
+      std::vector<float> out(static_cast<size_t>(tokens) * rows);
+      cpu::matmul(m, acts, out.data(), pool);
+      const bool batch = tokens >= cpu::kBatchArithmeticTokens && cpu::batch_vec_dot(type) != nullptr;
+      EXPECT_EQ(batch, type == Type::Q5_K && tokens == 10) << core::quant::type_name(type);
+      const auto dot = batch ? cpu::batch_vec_dot(type) : cpu::best_vec_dot(type);
+      for (int t = 0; t < tokens; ++t)
+        for (int r = 0; r < rows; ++r) {
+          const uint8_t* wr = c.w.data() + r * c.rb;
+          const bool gemm = type == Type::Q4_K && t < tokens - tokens % 4;
+          EXPECT_EQ(out[t * rows + r], gemm ? q4k_gemm_reference(n, wr, acts.row(t)) : dot(n, wr, acts.row(t)))
+              << core::quant::type_name(type) << " tokens " << tokens << " token " << t << " row " << r;
+        }
     }
-    if (type == Type::Q4_1) {
-      if (!cpu::x4_enabled(type, rows, n)) GTEST_SKIP() << "no four-row layout on this CPU";
-      packed = cpu::repack_x4(type, c.w.data(), c.rb, rows, n);
-      m.x4 = packed.data();
-    }
-    std::vector<float> out(static_cast<size_t>(tokens) * rows);
-    cpu::matmul(m, acts, out.data(), pool);
-    const auto dot = cpu::best_vec_dot(type);
-    for (int t = 0; t < tokens; ++t)
-      for (int r = 0; r < rows; ++r)
-        EXPECT_EQ(out[t * rows + r], dot(n, c.w.data() + r * c.rb, acts.row(t)))
-            << core::quant::type_name(type) << " token " << t << " row " << r;
   }
 }
 
