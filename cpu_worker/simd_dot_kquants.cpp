@@ -7,29 +7,31 @@
 // multiplies per weight, which is what limits these kernels on CPUs whose
 // integer multiplier is the bottleneck.
 //
-// One arithmetic per type for all of them, so a token's result never depends
-// on the batch it was computed in. Two arithmetics exist, chosen per type to
-// be llama.cpp's on AVX2, bit for bit:
-//  * totals (Q4_K, which llama.cpp repacks into its q4_K_8x8 kernels, and
-//    the types not checked against it yet): per super-block of 256 values
-//    the exact int32 total of scale·q·y (the Q6_K -32 offset folded in) and
-//    of min·bsum, then (y.d·x.d)·total and (-y.d·x.dmin)·mins each with one
-//    fused multiply-add into per-token accumulators; the result is their sum.
-//  * lanes (kLaneSums: Q3_K, Q5_K, IQ3_S, IQ4_XS, the types llama.cpp runs through
-//    its plain AVX2 vec_dot): eight int32 lanes per super-block, lane k
-//    holding values 4k .. 4k+3 of every 32-value chunk, each fused into its
-//    own float lane with y.d·x.d; the eight float lanes are summed at the
-//    end in the order (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7); mins as above.
-//  * batch (matmuls over kBatchArithmeticTokens or more tokens, every type
-//    but Q4_K, which llama.cpp then runs through its tiled kernels): per
-//    super-block the exact totals, res = x.d·total, res -= x.dmin·mins (one
-//    fused step), acc = fma(res, y.d, acc).
-// Float rounding differs between them, and every matmul re-quantizes its
-// input to 8 bits, so over 30 layers a last-bit difference can move the
-// greedy token: following llama.cpp's order is what makes its greedy tokens
-// ours on real files (tests/unit/test_iquant_smollm2.cpp). Only the grouping
-// of the exact integer work differs between the kernels of one arithmetic.
-//
+// The float steps are llama.cpp's on AVX2 (llama-cpp-python 0.3.36), bit for
+// bit where checked, because every matmul re-quantizes its input to 8 bits:
+// over 30 layers a last-bit difference grows into different greedy tokens
+// (tests/unit/test_iquant_smollm2.cpp asks for llama.cpp's, and gets its
+// logits exactly). Like llama.cpp's, a token's result depends on the size of
+// the batch it came in (simd_dot.h, kBatchArithmeticTokens); within one
+// arithmetic every kernel (one row, four rows, four tokens, eight-row
+// layouts) gives the same bits, and only the grouping of the exact integer
+// work differs. The three arithmetics:
+//  * lanes (decoders with kLaneSums: Q3_K, Q5_K, IQ2_XXS, IQ2_XS, IQ2_S,
+//    IQ3_XXS, IQ3_S, IQ4_XS; llama.cpp's AVX2 vec_dot, checked against its
+//    exported ggml_vec_dot_*_q8_K on random blocks): eight int32 lanes per
+//    super-block, lane k holding values 4k .. 4k+3 of every 32-value chunk,
+//    each fused into its own float lane with y.d·x.d; the float lanes summed
+//    at the end as (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7); Q5_K's mins as below.
+//  * totals (Q4_K, as llama.cpp's repacked q4_K_8x8 gemv; Q2_K, Q6_K, IQ1_S
+//    and IQ1_M, whose vec_dot sums in yet other orders, within rounding of
+//    this): per super-block the exact int32 total of scale·q·y (offsets
+//    folded in) and of min·bsum, then (y.d·x.d)·total and
+//    (-y.d·x.dmin)·mins each fused into per-token accumulators; their sum.
+//  * batch (matmuls over kBatchArithmeticTokens or more tokens, all but
+//    Q4_K: llama.cpp's tiled kernels): per super-block the exact totals,
+//    res = x.d·total, res -= x.dmin·mins in one fused step, and
+//    acc = fma(res, y.d, acc).
+
 // Scales are decoded with vector shuffles straight from the block: building
 // them in a small array and reloading it as a vector costs a store-forwarding
 // stall per block.

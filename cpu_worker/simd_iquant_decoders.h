@@ -99,7 +99,7 @@ struct GridDecoder {
 struct IQ2XXS : GridDecoder<IQ2XXS> {
   using Block = q::BlockIQ2_XXS;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
-                        kPairQuants = true;
+                        kPairQuants = true, kLaneSums = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ2XXS(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d) * 0.125f; }
@@ -115,7 +115,7 @@ struct IQ2XXS : GridDecoder<IQ2XXS> {
 struct IQ2XS : GridDecoder<IQ2XS> {
   using Block = q::BlockIQ2_XS;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true,
-                        kPairQuants = true;
+                        kPairQuants = true, kLaneSums = true;
   const Block& x;
   __m128i sc8;  // 16 int8 scales 2s+1, one per 16 values
   TANDEM_AVX2 explicit IQ2XS(const Block& b) : x(b), sc8(odd_scales16(b.scales)) {}
@@ -130,7 +130,7 @@ struct IQ2XS : GridDecoder<IQ2XS> {
 struct IQ2S : GridDecoder<IQ2S> {
   using Block = q::BlockIQ2_S;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = false, kWideQuants = true,
-                        kPairQuants = true;
+                        kPairQuants = true, kLaneSums = true;
   const Block& x;
   __m128i sc8;
   TANDEM_AVX2 explicit IQ2S(const Block& b) : x(b), sc8(odd_scales16(b.scales)) {}
@@ -147,7 +147,7 @@ struct IQ2S : GridDecoder<IQ2S> {
 struct IQ3XXS : GridDecoder<IQ3XXS> {
   using Block = q::BlockIQ3_XXS;
   static constexpr bool kHasMin = false, kHasOffset = false, kScalePer32 = true, kWideQuants = true,
-                        kPairQuants = true;
+                        kPairQuants = true, kLaneSums = true;
   const Block& x;
   TANDEM_AVX2 explicit IQ3XXS(const Block& b) : x(b) {}
   TANDEM_AVX2 float d() const { return h2f(x.d) * 0.25f; }
