@@ -46,6 +46,10 @@ void CpuStage::run_layers(float* hidden, std::span<const core::StageRow> rows) {
   engine_.run_layers(hidden, rows_);
 }
 
-void CpuStage::head(const float* hidden, int32_t n, float* logits) { engine_.head(hidden, n, logits); }
+// The pipeline asks for one logits row per sequence: each row is a run.
+void CpuStage::head(const float* hidden, int32_t n, float* logits) {
+  head_runs_.assign(static_cast<size_t>(n), 1);
+  engine_.head(hidden, n, logits, head_runs_);
+}
 
 }  // namespace tandem::cpu

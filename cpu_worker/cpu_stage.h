@@ -27,6 +27,7 @@ class CpuStage final : public core::StageBackend {
   std::string device_;
   uint64_t weight_bytes_ = 0;
   std::vector<RowPos> rows_;  // [n] the batch's rows in the engine's terms
+  std::vector<int32_t> head_runs_;  // [n] all 1: one logits row per sequence
 };
 
 // Bytes of the tensors a shard binds: its layers' "blk.N.*", plus

@@ -146,6 +146,13 @@ void LlamaEngine::run_layers(float* hidden, std::span<const RowPos> rows) {
       throw Error("context full: position " + std::to_string(r.pos) + " exceeds the context size " +
                   std::to_string(kv_.config().n_ctx));
   }
+  // Runs of consecutive rows of one sequence: each run's matmul rows take
+  // the float steps llama.cpp takes for that sequence alone (matmul.h).
+  runs_.clear();
+  for (int32_t i = 0; i < n; ++i) {
+    if (i > 0 && rows[i].seq == rows[i - 1].seq) ++runs_.back();
+    else runs_.push_back(1);
+  }
   const int64_t d = cfg_.n_embd;
   xn_.resize(n * d);
   q_.resize(static_cast<size_t>(n) * cfg_.q_dim());
@@ -166,11 +173,11 @@ void LlamaEngine::run_layers(float* hidden, std::span<const RowPos> rows) {
     for (int32_t i = 0; i < n; ++i) rms_norm(hidden + i * d, L.attn_norm, &xn_[i * d], d, cfg_.rms_eps);
     acts_src_ = nullptr;
     quantize_for(L.wq, xn_.data(), n);
-    matmul(L.wq, acts_, q_.data(), pool_);
+    matmul(L.wq, acts_, q_.data(), pool_, runs_);
     quantize_for(L.wk, xn_.data(), n);
-    matmul(L.wk, acts_, k_.data(), pool_);
+    matmul(L.wk, acts_, k_.data(), pool_, runs_);
     quantize_for(L.wv, xn_.data(), n);
-    matmul(L.wv, acts_, v_.data(), pool_);
+    matmul(L.wv, acts_, v_.data(), pool_, runs_);
     if (L.bq) {
       for (int32_t i = 0; i < n; ++i) {
         for (int32_t j = 0; j < cfg_.q_dim(); ++j) q_[i * cfg_.q_dim() + j] += L.bq[j];
@@ -181,20 +188,20 @@ void LlamaEngine::run_layers(float* hidden, std::span<const RowPos> rows) {
     attention(static_cast<int32_t>(l), rows);
     acts_src_ = nullptr;
     quantize_for(L.wo, attn_.data(), n);
-    matmul(L.wo, acts_, proj_.data(), pool_);
+    matmul(L.wo, acts_, proj_.data(), pool_, runs_);
     for (int64_t i = 0; i < n * d; ++i) hidden[i] += proj_[i];
 
     // --- feed-forward sub-block (SwiGLU) ---
     for (int32_t i = 0; i < n; ++i) rms_norm(hidden + i * d, L.ffn_norm, &xn_[i * d], d, cfg_.rms_eps);
     acts_src_ = nullptr;
     quantize_for(L.w_gate, xn_.data(), n);
-    matmul(L.w_gate, acts_, gate_.data(), pool_);
+    matmul(L.w_gate, acts_, gate_.data(), pool_, runs_);
     quantize_for(L.w_up, xn_.data(), n);
-    matmul(L.w_up, acts_, up_.data(), pool_);
+    matmul(L.w_up, acts_, up_.data(), pool_, runs_);
     swiglu(gate_.data(), up_.data(), static_cast<int64_t>(n) * cfg_.n_ff);
     acts_src_ = nullptr;
     quantize_for(L.w_down, gate_.data(), n);
-    matmul(L.w_down, acts_, proj_.data(), pool_);
+    matmul(L.w_down, acts_, proj_.data(), pool_, runs_);
     for (int64_t i = 0; i < n * d; ++i) hidden[i] += proj_[i];
   }
 }
@@ -234,14 +241,14 @@ void LlamaEngine::attention(int32_t l, std::span<const RowPos> rows) {
   });
 }
 
-void LlamaEngine::head(const float* hidden, int32_t n, float* logits) {
+void LlamaEngine::head(const float* hidden, int32_t n, float* logits, const std::vector<int32_t>& runs) {
   if (!spec_.head) throw Error("this shard does not own the output head");
   const int64_t d = cfg_.n_embd;
   xn_.resize(n * d);
   for (int32_t i = 0; i < n; ++i) rms_norm(hidden + i * d, w_.output_norm, &xn_[i * d], d, cfg_.rms_eps);
   acts_src_ = nullptr;
   quantize_for(w_.output, xn_.data(), n);
-  matmul(w_.output, acts_, logits, pool_);
+  matmul(w_.output, acts_, logits, pool_, runs);
 }
 
 void LlamaEngine::forward(std::span<const int32_t> tokens, int32_t seq, int32_t pos0, bool all_logits,

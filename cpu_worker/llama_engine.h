@@ -68,7 +68,8 @@ class LlamaEngine {
   void run_layers(float* hidden, std::span<const RowPos> rows);
 
   // logits: [n × n_vocab] from hidden rows [n × n_embd] (final norm + head).
-  void head(const float* hidden, int32_t n, float* logits);
+  // runs: the rows' runs of one sequence (matmul.h); empty = one sequence.
+  void head(const float* hidden, int32_t n, float* logits, const std::vector<int32_t>& runs = {});
 
   // Embedding → layers → head for a whole-model shard. logits gets
   // [n_vocab] for the last token, or [n × n_vocab] when all_logits.
@@ -97,6 +98,7 @@ class LlamaEngine {
   std::vector<float> up_;     // [n × n_ff]
   std::vector<float> cos_, sin_;  // [n × rope_dims/2] rotation per token
   std::vector<RowPos> rows_;      // [n] for the single-sequence overload
+  std::vector<int32_t> runs_;     // lengths of the batch's runs of one sequence (matmul.h)
   QuantizedActs acts_;
   const float* acts_src_ = nullptr;  // rows acts_ was made from (reused while unchanged)
   KvRowCodec k_codec_, v_codec_;  // how K / V rows are stored, read and dotted

@@ -1,6 +1,7 @@
 #include "cpu_worker/matmul.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 #include "cpu_worker/repack_x4.h"
@@ -30,6 +31,17 @@ void QuantizedActs::quantize(const float* x, int64_t n_rows, int64_t cols, quant
   tokens4_ready_ = false;
 }
 
+void QuantizedActs::gather(const QuantizedActs& src, const std::vector<int32_t>& rows) {
+  type_ = src.type_;
+  n_rows_ = static_cast<int64_t>(rows.size());
+  cols_ = src.cols_;
+  row_bytes_ = src.row_bytes_;
+  if (buf_.size() < rows.size() * row_bytes_) buf_.resize(rows.size() * row_bytes_);
+  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(buf_.data() + i * row_bytes_, src.row(rows[i]), row_bytes_);
+  data_ = buf_.data();
+  tokens4_ready_ = false;
+}
+
 const uint8_t* QuantizedActs::tokens4(ThreadPool& pool) const {
   if (type_ != quant::Type::Q8_K || n_rows_ < 4) return nullptr;
   if (!tokens4_ready_) {
@@ -47,24 +59,31 @@ const uint8_t* QuantizedActs::tokens4(ThreadPool& pool) const {
   return tokens4_.data();
 }
 
+namespace {
+
 // Eight-row groups of a repacked matrix, up to four tokens per call; each
 // group's weights stay in cache while every token of the batch meets them.
-void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
+// `arith`: the float steps every row takes (see matmul()).
+void matmul_x8(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool, RowArith arith) {
   const int64_t n_tok = x.rows(), n_out = w.rows, groups = n_out / 8;
   const size_t group_bytes = x8_group_bytes(w.type, w.cols);
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, groups / (8 * pool.threads())));
-  // Kernels picked once: four tokens per call, then the remainder.
-  const bool batch = n_tok >= kBatchArithmeticTokens;  // llama.cpp's batch float steps (simd_dot.h)
-  const X8DotFn four = x8_kernel(w.type, 4, batch);
-  const int rest = static_cast<int>(n_tok % 4);
+  // Q4_K's four-token kernel is llama.cpp's gemm order: rows outside a gemm
+  // group go at most three at a time (its gemv order).
+  const int per_call = w.type == quant::Type::Q4_K && arith != RowArith::kGemm4 ? 3 : 4;
+  const bool batch = arith == RowArith::kBatch;
+  // Kernels picked once: per_call tokens per call, then the remainder.
+  const X8DotFn full = x8_kernel(w.type, per_call, batch);
+  const int rest = static_cast<int>(n_tok % per_call);
   const X8DotFn tail = rest ? x8_kernel(w.type, rest, batch) : nullptr;
   pool.parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
-      for (int64_t t = 0; t < n_tok; t += 4) {
-        const int n = static_cast<int>(std::min<int64_t>(4, n_tok - t));
+      for (int64_t t = 0; t < n_tok; t += per_call) {
+        const int n = static_cast<int>(std::min<int64_t>(per_call, n_tok - t));
         const uint8_t* a[4] = {x.row(t), nullptr, nullptr, nullptr};
         for (int k = 1; k < n; ++k) a[k] = x.row(t + k);
-        (n == 4 ? four : tail)(w.cols, w.x8 + g * group_bytes, a, out + t * n_out + 8 * g, static_cast<size_t>(n_out));
+        (n == per_call ? full : tail)(w.cols, w.x8 + g * group_bytes, a, out + t * n_out + 8 * g,
+                                      static_cast<size_t>(n_out));
       }
   });
 }
@@ -93,18 +112,17 @@ void matmul_x4(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& 
   });
 }
 
-void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool) {
+// One arithmetic for all rows of x.
+void matmul_rows(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool, RowArith arith) {
   if (w.x8 && x.type() == quant::Type::Q8_K) {
-    matmul_x8(w, x, out, pool);
+    matmul_x8(w, x, out, pool, arith);
     return;
   }
   if (w.x4) {
     matmul_x4(w, x, out, pool);
     return;
   }
-  // A batch of kBatchArithmeticTokens or more takes llama.cpp's batch float
-  // steps where they differ (simd_dot.h).
-  const bool batch = x.rows() >= kBatchArithmeticTokens && batch_vec_dot(w.type) != nullptr;
+  const bool batch = arith == RowArith::kBatch;
   const VecDotFn dot = batch ? batch_vec_dot(w.type) : best_vec_dot(w.type);
   const VecDotRowsFn dot4 = batch ? batch_vec_dot_rows4(w.type) : best_vec_dot_rows4(w.type);
   const VecDotRows2Fn dot4x2 = best_vec_dot_rows4x2(w.type);
@@ -153,6 +171,54 @@ void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& poo
   pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t b = r0; b < r1; b += block_rows) rows_block(b, std::min(r1, b + block_rows));
   });
+}
+
+}  // namespace
+
+// The float steps llama.cpp takes for row j of a run of m rows of one
+// sequence, on weights `w`: its gemm order for Q4_K rows in the run's whole
+// groups of four (when it repacks them: our eight-row layout), its tiled
+// order from kBatchArithmeticTokens rows on for the types that have one,
+// else its vec_dot / gemv order.
+RowArith row_arith(const Matrix& w, int64_t j, int64_t m) {
+  if (w.type == quant::Type::Q4_K && w.x8) return m >= 4 && j < m - m % 4 ? RowArith::kGemm4 : RowArith::kVecDot;
+  const bool has_batch = w.x8 ? w.type != quant::Type::Q4_K : batch_vec_dot(w.type) != nullptr;
+  return has_batch && m >= kBatchArithmeticTokens ? RowArith::kBatch : RowArith::kVecDot;
+}
+
+void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool, const std::vector<int32_t>& runs) {
+  const int64_t n_tok = x.rows();
+  if (runs.size() <= 1) {
+    // One run. Every row alike, but for a Q4_K gemm run's last n % 4 rows,
+    // which matmul_x8 hands to its one-to-three-token (gemv) kernels anyway.
+    matmul_rows(w, x, out, pool, row_arith(w, 0, n_tok));
+    return;
+  }
+  // Rows by arithmetic (kVecDot, kBatch, kGemm4), each run's rows in order.
+  std::vector<int32_t> rows[3];
+  int64_t t = 0;
+  for (const int32_t m : runs)
+    for (int32_t j = 0; j < m; ++j, ++t) rows[static_cast<int>(row_arith(w, j, m))].push_back(static_cast<int32_t>(t));
+  if (t != n_tok) throw core::Error("matmul: the runs cover " + std::to_string(t) + " rows, the batch has " + std::to_string(n_tok));
+  for (int c = 0; c < 3; ++c) {
+    if (rows[c].size() == static_cast<size_t>(n_tok)) {  // all rows alike: no copies
+      matmul_rows(w, x, out, pool, static_cast<RowArith>(c));
+      return;
+    }
+  }
+  // Mixed: each arithmetic over a gathered copy of its rows (a second read of
+  // the weights, only in steps that mix decode rows with a long prompt).
+  thread_local QuantizedActs part;
+  thread_local std::vector<float> part_out;
+  const int64_t n_out = w.rows;
+  for (int c = 0; c < 3; ++c) {
+    if (rows[c].empty()) continue;
+    part.gather(x, rows[c]);
+    part_out.resize(rows[c].size() * static_cast<size_t>(n_out));
+    matmul_rows(w, part, part_out.data(), pool, static_cast<RowArith>(c));
+    for (size_t i = 0; i < rows[c].size(); ++i)
+      std::memcpy(out + static_cast<int64_t>(rows[c][i]) * n_out, part_out.data() + i * n_out, n_out * sizeof(float));
+  }
 }
 
 }  // namespace tandem::cpu

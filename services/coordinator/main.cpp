@@ -367,7 +367,8 @@ int main(int argc, char** argv) {
   app.add_option("-c,--ctx", o.ctx, "context size per sequence (positions)");
   app.add_option("--max-sequences", o.max_sequences, "concurrent sequences (KV slots)");
   app.add_option("--max-queue", o.max_queue, "requests allowed to wait for a slot; more get RESOURCE_EXHAUSTED");
-  app.add_option("--max-batch-tokens", o.max_batch_tokens, "rows per pipeline step (prefill chunk)");
+  app.add_option("--max-batch-tokens", o.max_batch_tokens,
+                 "rows per pipeline step; prompts go in chunks of this less (max-sequences - 1) tokens");
   app.add_option("--cache-type-k", o.cache_type_k, "K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1");
   app.add_option("--cache-type-v", o.cache_type_v, "V cache type");
   app.add_option("--wire-type", o.wire, "hidden rows between stages: f32 (exact) or f16 (half the bytes)");

@@ -266,11 +266,18 @@ void Scheduler::loop() {
       parts.push_back({rp, 1});
       --budget;
     }
+    // Prompts go in whole chunks of prompt_chunk tokens (the last one
+    // shorter), never cut to what the decode rows left of the budget: a
+    // prompt's chunks, and so the float steps its matmul rows take
+    // (cpu_worker/matmul.h), never depend on the load. The first prompt in
+    // line always fits: at most max_sequences - 1 rows decode beside it.
+    const int32_t prompt_chunk = std::max<int32_t>(1, cfg_.max_batch_tokens - (cfg_.max_sequences - 1));
     for (auto& rp : running_) {
       Request& r = *rp;
       const int32_t left = static_cast<int32_t>(r.prompt.size()) - r.fed;
-      if (left <= 0 || budget == 0) continue;
-      const int32_t k = std::min(left, budget);
+      if (left <= 0) continue;
+      const int32_t k = std::min(left, prompt_chunk);
+      if (k > budget) continue;
       for (int32_t j = 0; j < k; ++j) {
         const bool last = r.fed + j + 1 == static_cast<int32_t>(r.prompt.size());
         meta_.push_back({r.slot, r.fed + j, last ? wire::kWantLogits : 0u, r.prompt[r.fed + j]});

@@ -139,6 +139,56 @@ TEST_P(EngineTest, MixedSequenceBatchEqualsEachSequenceAlone) {
   EXPECT_THROW(mixed.run_layers(hidden.data(), bad), core::Error);
 }
 
+// The same with weights whose float steps depend on the batch (K-quants and
+// i-quants: cpu_worker/matmul.h): four sequences side by side in one batch,
+// each a run of consecutive rows as the scheduler sends them — a decode row,
+// a 9-row prompt chunk (the batch arithmetic), a 5-row one (Q4_K's four-row
+// gemm order for four of them), two rows — give each sequence the bits it
+// gets alone. Without the runs (one arithmetic for the whole batch) the
+// sequences' rows would take other float steps than alone.
+TEST(EngineRuns, RunsOfOneSequenceEqualThatSequenceAlone) {
+  for (const bool mix : {true, false}) {
+    SCOPED_TRACE(mix ? "Q3_K_M mix" : "IQ3_S");
+    const std::string path = testing::TempDir() + "tandem_runs_" + std::to_string(::getpid()) + ".gguf";
+    core::SyntheticModelSpec spec;
+    spec.n_layer = 2;
+    spec.n_embd = 256;
+    spec.n_ff = 512;
+    if (mix) spec.mix = core::QuantMix::Q3_K_M;  // Q3_K, Q4_K, Q5_K, Q6_K matrices
+    else spec.weight_type = Type::IQ3_S;
+    core::write_synthetic_model(path, spec);
+    const auto file = std::shared_ptr<core::gguf::File>(core::gguf::File::open(path));
+    std::filesystem::remove(path);
+    cpu::EngineOptions eo;
+    eo.threads = 2;
+    eo.kv.n_ctx = 64;
+    eo.kv.n_seq = 4;
+    cpu::LlamaEngine mixed(file, {}, eo), alone(file, {}, eo);
+    const int32_t d = mixed.config().n_embd;
+    const std::vector<int32_t> lengths = {1, 9, 5, 2};
+    std::vector<std::vector<float>> want(lengths.size());
+    std::vector<cpu::RowPos> rows;
+    std::vector<int32_t> toks;
+    for (size_t q = 0; q < lengths.size(); ++q) {
+      std::vector<int32_t> t;
+      for (int32_t i = 0; i < lengths[q]; ++i) t.push_back(static_cast<int32_t>(33 + 17 * q + 5 * i));
+      want[q].resize(t.size() * d);
+      alone.embed(t, want[q].data());
+      alone.run_layers(want[q].data(), lengths[q], static_cast<int32_t>(q), 0);
+      for (int32_t i = 0; i < lengths[q]; ++i) rows.push_back({static_cast<int32_t>(q), i});
+      toks.insert(toks.end(), t.begin(), t.end());
+    }
+    std::vector<float> hidden(toks.size() * d);
+    mixed.embed(toks, hidden.data());
+    mixed.run_layers(hidden.data(), rows);
+    size_t r = 0;
+    for (size_t q = 0; q < lengths.size(); ++q)
+      for (int32_t i = 0; i < lengths[q]; ++i, ++r)
+        for (int32_t j = 0; j < d; ++j)
+          ASSERT_EQ(hidden[r * d + j], want[q][i * d + j]) << "sequence " << q << " row " << i << " value " << j;
+  }
+}
+
 // Every KV cache type runs; quantized caches stay close to f16.
 TEST_P(EngineTest, KvCacheTypesAgreeWithinQuantizationError) {
   std::vector<float> ref;
