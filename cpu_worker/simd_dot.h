@@ -77,10 +77,10 @@ KTokens4Fn best_vec_dot_tokens4(quant::Type weight_type);
 // llama.cpp multiplies K-quant and i-quant matrices (those it does not
 // repack: all but Q4_K) over a batch of 8 or more tokens with its tiled
 // kernels, whose float steps differ from its vec_dot's, so its results for a
-// token depend on the batch. matmul() follows it: from this many tokens on,
-// these "batch" kernels (same integer work, the tiled kernels' float steps;
-// simd_dot_kquants.cpp) replace the ones above. nullptr when the type has a
-// single arithmetic, or no AVX2 here.
+// token depend on the batch. matmul() follows it, per run of one sequence
+// (matmul.h): from this many rows on, these "batch" kernels (same integer
+// work, the tiled kernels' float steps; simd_dot_kquants.cpp) replace the
+// ones above. nullptr when the type has a single arithmetic, or no AVX2 here.
 constexpr int64_t kBatchArithmeticTokens = 8;
 VecDotFn batch_vec_dot(quant::Type weight_type);
 VecDotRowsFn batch_vec_dot_rows4(quant::Type weight_type);
