@@ -188,18 +188,24 @@ RowArith row_arith(const Matrix& w, int64_t j, int64_t m) {
 
 void matmul(const Matrix& w, const QuantizedActs& x, float* out, ThreadPool& pool, const std::vector<int32_t>& runs) {
   const int64_t n_tok = x.rows();
+  int64_t covered = 0;
+  for (const int32_t m : runs) covered += m;
+  if (!runs.empty() && covered != n_tok)
+    throw core::Error("matmul: the runs cover " + std::to_string(covered) + " rows, the batch has " +
+                      std::to_string(n_tok));
   if (runs.size() <= 1) {
     // One run. Every row alike, but for a Q4_K gemm run's last n % 4 rows,
     // which matmul_x8 hands to its one-to-three-token (gemv) kernels anyway.
     matmul_rows(w, x, out, pool, row_arith(w, 0, n_tok));
     return;
   }
-  // Rows by arithmetic (kVecDot, kBatch, kGemm4), each run's rows in order.
-  std::vector<int32_t> rows[3];
-  int64_t t = 0;
+  // Rows by arithmetic (kVecDot, kBatch, kGemm4), each run's rows in order;
+  // kept per thread so a decode step allocates nothing.
+  thread_local std::vector<int32_t> rows[3];
+  for (auto& r : rows) r.clear();
+  int32_t t = 0;
   for (const int32_t m : runs)
-    for (int32_t j = 0; j < m; ++j, ++t) rows[static_cast<int>(row_arith(w, j, m))].push_back(static_cast<int32_t>(t));
-  if (t != n_tok) throw core::Error("matmul: the runs cover " + std::to_string(t) + " rows, the batch has " + std::to_string(n_tok));
+    for (int32_t j = 0; j < m; ++j, ++t) rows[static_cast<int>(row_arith(w, j, m))].push_back(t);
   for (int c = 0; c < 3; ++c) {
     if (rows[c].size() == static_cast<size_t>(n_tok)) {  // all rows alike: no copies
       matmul_rows(w, x, out, pool, static_cast<RowArith>(c));

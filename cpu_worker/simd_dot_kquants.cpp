@@ -382,6 +382,13 @@ TANDEM_AVX2 inline __m256i lane_group(const P& blk, int c, int g, __m256i y4) {
   else return blk.group_dot(c, g, y4);
 }
 
+// Σ min·bsum of one block for four interleaved tokens (lane t: token t).
+template <typename P>
+TANDEM_AVX2 inline __m128i mins4(const P& blk, const BlockQ8Kx4& yb) {
+  return _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]), blk.min_total(yb.bsums[2]),
+                        blk.min_total(yb.bsums[3]));
+}
+
 // ---- the kernels -----------------------------------------------------------------
 
 // The lanes arithmetic over one row and one token: out = Σ lanes of
@@ -434,8 +441,7 @@ TANDEM_AVX2 void lanes_tokens4(int64_t nb, const uint8_t* w, size_t stride, int6
       const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(yd, _mm_set1_ps(blk.d()))), dup);
       for (int g = 0; g < 4; ++g) acc[g] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[g]), acc[g]);
       if constexpr (P::kHasMin) {
-        const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
-                                            blk.min_total(yb.bsums[2]), blk.min_total(yb.bsums[3]));
+        const __m128i mins = mins4(blk, yb);
         accm = _mm_fmadd_ps(_mm_mul_ps(_mm_xor_ps(yd, sign), _mm_set1_ps(blk.dmin())), _mm_cvtepi32_ps(mins), accm);
       }
     }
@@ -547,8 +553,7 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
       if constexpr (A == Arith::kBatch) {
         __m128 res = _mm_mul_ps(_mm_set1_ps(blk.d()), _mm_cvtepi32_ps(total));
         if constexpr (P::kHasMin) {
-          const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
-                                              blk.min_total(yb.bsums[2]), blk.min_total(yb.bsums[3]));
+          const __m128i mins = mins4(blk, yb);
           res = _mm_fnmadd_ps(_mm_set1_ps(blk.dmin()), _mm_cvtepi32_ps(mins), res);
         }
         acc = _mm_fmadd_ps(res, yd, acc);
@@ -556,8 +561,7 @@ TANDEM_AVX2 void kq_tokens4(int64_t n, const uint8_t* w, size_t stride, int64_t 
       }
       acc = _mm_fmadd_ps(_mm_mul_ps(yd, _mm_set1_ps(blk.d())), _mm_cvtepi32_ps(total), acc);
       if constexpr (P::kHasMin) {
-        const __m128i mins = _mm_setr_epi32(blk.min_total(yb.bsums[0]), blk.min_total(yb.bsums[1]),
-                                            blk.min_total(yb.bsums[2]), blk.min_total(yb.bsums[3]));
+        const __m128i mins = mins4(blk, yb);
         accm = _mm_fmadd_ps(_mm_mul_ps(_mm_xor_ps(yd, sign), _mm_set1_ps(blk.dmin())), _mm_cvtepi32_ps(mins), accm);
       }
     }
