@@ -52,8 +52,19 @@ void Supervisor::stop() {
 }
 
 void Supervisor::watch() {
+  // The channels are made before the workers listen. With gRPC's default
+  // reconnect back-off (1 s growing ×1.6 to 120 s) a worker that took a few
+  // seconds to load was first heard seconds after it was up, and one frozen
+  // in that window was never counted as silent (only a worker heard once
+  // is). Retry every 0.2-0.5 s instead: a worker is heard within half a
+  // second of listening.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
   std::vector<std::unique_ptr<pb::Worker::Stub>> stubs;
-  for (const auto& a : addresses_) stubs.push_back(pb::Worker::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials())));
+  for (const auto& a : addresses_)
+    stubs.push_back(pb::Worker::NewStub(grpc::CreateCustomChannel(a, grpc::InsecureChannelCredentials(), args)));
   while (!stop_) {
     for (size_t i = 0; i < stubs.size() && !stop_; ++i) {
       pb::WorkerHealth h;
